@@ -1,0 +1,155 @@
+"""The only place that reads spec files: find, parse (``yaml.safe_load``), validate, look up by id or alias.
+
+Spec files are untrusted input (they arrive in pull requests), so parse errors carry ``file:line:col``
+and validation errors are compressed to ``field.path: message`` on one line.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from planner.errors import SpecFileError, UnknownNameError
+from planner.schema import HardwareProfile, ModelSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_SPECS_DIR = Path(os.environ.get("PLANNER_MODEL_SPECS", REPO_ROOT / "model_specs"))
+HARDWARE_DIR = Path(os.environ.get("PLANNER_HARDWARE_PROFILES", REPO_ROOT / "hardware_profiles"))
+
+# A spec file is a few kB; refusing big ones keeps a hostile file from costing memory or time.
+MAX_SPEC_FILE_BYTES = 1_000_000
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> object:
+    """Parse one YAML file safely; errors name the file and the line."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
+    if size > MAX_SPEC_FILE_BYTES:
+        raise SpecFileError(str(path), f"file is {size} bytes; spec files are limited to {MAX_SPEC_FILE_BYTES}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecFileError(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        raise SpecFileError(str(path), f"invalid YAML: {problem}", line, col) from None
+    except yaml.YAMLError as exc:
+        raise SpecFileError(str(path), f"invalid YAML: {exc}") from None
+
+
+def _line_of(text_lines: list[str], loc: tuple) -> int | None:
+    """Best-effort line of the first key named in a validation error's location."""
+    keys = [str(k) for k in loc if isinstance(k, str)]
+    if not keys:
+        return None
+    for i, raw in enumerate(text_lines, start=1):
+        stripped = raw.strip()
+        if stripped.startswith(f"{keys[-1]}:") or stripped.startswith(f"- {keys[-1]}:"):
+            return i
+    return None
+
+
+def format_validation_error(path: Path | str, exc: ValidationError, text: str | None = None) -> SpecFileError:
+    """Compress pydantic's multi-line report to one line: ``file:line: field.path: message``."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    line = _line_of(text.splitlines(), first["loc"]) if text else None
+    return SpecFileError(str(path), f"{loc}: {msg}{suffix}", line)
+
+
+def load_model_file(path: Path | str, model: type[T]) -> T:
+    path = Path(path)
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise SpecFileError(str(path), f"expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(path, exc, path.read_text(encoding="utf-8")) from None
+
+
+def _key(name: str) -> str:
+    """Lookup key: case-insensitive, '_' and ' ' treated as '-'."""
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+class Catalog:
+    """All specs of one kind in one folder, indexed by id and alias."""
+
+    def __init__(self, folder: Path, model: type[T], kind: str):
+        self.folder = folder
+        self.kind = kind
+        self.items: dict[str, T] = {}
+        self._index: dict[str, str] = {}
+        for path in sorted(folder.glob("*.yaml")):
+            spec = load_model_file(path, model)
+            if spec.id in self.items:
+                raise SpecFileError(str(path), f"duplicate {kind} id '{spec.id}'")
+            if path.stem != spec.id:
+                raise SpecFileError(str(path), f"file name must be '{spec.id}.yaml' to match its id")
+            self.items[spec.id] = spec
+            for name in (spec.id, *spec.aliases):
+                key = _key(name)
+                owner = self._index.get(key)
+                if owner is not None and owner != spec.id:
+                    raise SpecFileError(str(path), f"alias '{name}' is already used by '{owner}'")
+                self._index[key] = spec.id
+
+    def ids(self) -> list[str]:
+        return sorted(self.items)
+
+    def get(self, name: str) -> T:
+        spec_id = self._index.get(_key(name))
+        if spec_id is None:
+            known = list(self.items) + [a for s in self.items.values() for a in s.aliases]
+            raise UnknownNameError(self.kind, name, [_key(k) for k in known] + list(self.items))
+        return self.items[spec_id]
+
+
+@lru_cache(maxsize=None)
+def models() -> Catalog:
+    return Catalog(MODEL_SPECS_DIR, ModelSpec, "model")
+
+
+@lru_cache(maxsize=None)
+def hardware() -> Catalog:
+    return Catalog(HARDWARE_DIR, HardwareProfile, "GPU")
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.endswith((".yaml", ".yml")) or os.sep in name and Path(name).suffix in {".yaml", ".yml"}
+
+
+def load_model(name: str) -> ModelSpec:
+    """A catalog id or alias, or the path to a YAML file in the model_specs schema."""
+    if _looks_like_path(name):
+        return load_model_file(name, ModelSpec)
+    return models().get(name)
+
+
+def load_hardware(name: str) -> HardwareProfile:
+    """A catalog id or alias, or the path to a YAML file in the hardware_profiles schema."""
+    if _looks_like_path(name):
+        return load_model_file(name, HardwareProfile)
+    return hardware().get(name)
