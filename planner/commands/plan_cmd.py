@@ -1,0 +1,48 @@
+"""`planner plan` (also the `plan` script): will this model fit on this device, and how fast?"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from planner.cli import EXIT_FAIL, EXIT_OK, guarded
+
+
+def plan_command(
+    model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, a model YAML, GGUF, config.json or folder"),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="hardware id or alias, or a hardware YAML"),
+    ctx: int = typer.Option(4096, "--ctx", min=1, help="context length per sequence (tokens)"),
+    batch: int = typer.Option(1, "--batch", min=1, help="sequences decoded together"),
+    quant: Optional[str] = typer.Option(None, "--quant", "-q", help="weight format; omit to list every format"),
+    kv_dtype: str = typer.Option("f16", "--kv-dtype", help="KV-cache dtype: f16, bf16, f32, q8_0, q4_0, fp8"),
+    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm or torch"),
+    prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
+    gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
+    num_gpus: int = typer.Option(1, "--num-gpus", min=1, help="GPUs (per node times nodes)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Memory (and speed) of MODEL on GPU; one row per quantization unless --quant is given."""
+    from planner import render
+    from planner.commands import plan_view
+    from planner.estimate import plan
+    from planner.workload import Workload
+
+    workload = Workload(ctx=ctx, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
+    estimates = plan(model, gpu, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
+                     num_gpus=num_gpus)
+    if as_json:
+        print(render.to_json(estimates[0] if quant else estimates))
+    elif quant:
+        print(plan_view.detail(estimates[0]))
+    else:
+        print(plan_view.summary(estimates))
+    raise typer.Exit(EXIT_OK if any(e.memory.fits for e in estimates) else EXIT_FAIL)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(guarded(plan_command))
+
+
+plan_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+plan_app.command()(guarded(plan_command))

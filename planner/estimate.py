@@ -1,0 +1,164 @@
+"""One scenario in, one ``Estimate`` out: resolve names, lay out weights, add up memory (and, with the
+latency model, time). Pure apart from reading spec files through ``catalog``/``readers``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner import catalog
+from planner.errors import InputError, UnknownNameError
+from planner.kvcache import get_kv_dtype
+from planner.layout import WeightLayout
+from planner.memory import MemoryBreakdown, memory_breakdown
+from planner.quant import Engine, QuantFormat, check_supported, get_quant
+from planner.schema import HardwareProfile, ModelSpec
+from planner.units import GIB
+from planner.weights import weight_layout
+from planner.workload import Deployment, Parallel, Workload
+
+ENGINE_KV_DTYPES: dict[Engine, tuple[str, ...]] = {
+    Engine.llama_cpp: ("f16", "bf16", "f32", "q8_0", "q4_0"),
+    Engine.ollama: ("f16", "q8_0", "q4_0"),  # OLLAMA_KV_CACHE_TYPE
+    Engine.vllm: ("f16", "bf16", "fp8"),
+    Engine.torch: ("f16", "bf16", "f32"),
+}
+
+
+class ResolvedModel(BaseModel):
+    """A model from the catalog or from a file; a file may fix the format and the exact bytes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: ModelSpec
+    layout: WeightLayout | None = None
+    quant: str | None = None
+
+
+class Estimate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    gpu: str
+    engine: str
+    quant: str
+    kv_dtype: str
+    ctx: int
+    batch: int
+    prompt_tokens: int
+    gen_tokens: int
+    num_gpus: int
+    memory: MemoryBreakdown
+    warnings: list[str] = Field(default_factory=list)
+
+
+def get_engine(name: str) -> Engine:
+    try:
+        return Engine(name.lower())
+    except ValueError:
+        aliases = {"llamacpp": Engine.llama_cpp, "llama-cpp": Engine.llama_cpp, "transformers": Engine.torch,
+                   "pytorch": Engine.torch}
+        if name.lower() in aliases:
+            return aliases[name.lower()]
+        raise UnknownNameError("engine", name, [e.value for e in Engine]) from None
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    from planner import readers
+
+    if readers.is_model_file(name):
+        mf = readers.read_model_file(name)
+        return ResolvedModel(spec=mf.spec, layout=mf.layout, quant=mf.quant)
+    return ResolvedModel(spec=catalog.load_model(name))
+
+
+def resolve_quant(model: ResolvedModel, quant: str | None) -> str | None:
+    """A file fixes its format; a different ``--quant`` for it is a contradiction."""
+    if model.layout is not None and quant is not None and model.quant and quant.lower() != model.quant:
+        raise InputError(f"the model file is {model.quant}; --quant {quant} contradicts it (leave --quant out)")
+    return model.quant if model.layout is not None and model.quant else quant
+
+
+def deployment(
+    model: ResolvedModel,
+    hardware: HardwareProfile,
+    engine: Engine,
+    quant: QuantFormat,
+    kv_dtype: str = "f16",
+    workload: Workload | None = None,
+    num_gpus: int = 1,
+    nodes: int = 1,
+    parallel: Parallel | None = None,
+    host: HardwareProfile | None = None,
+    host_layers: int = 0,
+) -> Deployment:
+    check_supported(engine, quant, model.spec)
+    if kv_dtype.lower() not in ENGINE_KV_DTYPES[engine]:
+        raise InputError(
+            f"engine {engine.value} does not support kv dtype '{kv_dtype}'; choose one of: "
+            f"{', '.join(ENGINE_KV_DTYPES[engine])}"
+        )
+    from_file = model.layout is not None and (model.quant is None or model.quant == quant.id)
+    layout = model.layout if from_file else weight_layout(model.spec, quant, engine)
+    if parallel is None:
+        parallel = "tp" if engine is Engine.vllm else "layer"
+    if parallel == "tp" and engine.reads_gguf:
+        raise InputError("llama.cpp splits layers across GPUs (--parallel layer); tensor parallel needs vllm")
+    return Deployment(
+        model=model.spec, hardware=hardware, engine=engine, quant=quant, kv_dtype=get_kv_dtype(kv_dtype),
+        layout=layout, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes, parallel=parallel,
+        host=host, host_layers=host_layers, layout_from_file=from_file,
+    )
+
+
+def _warnings(d: Deployment, mem: MemoryBreakdown) -> list[str]:
+    out = []
+    a, w = d.model.architecture, d.workload
+    if w.ctx > a.max_context:
+        out.append(f"ctx {w.ctx} exceeds {d.model.id}'s trained context of {a.max_context} tokens")
+    if w.prompt_tokens + w.gen_tokens > w.ctx:
+        out.append(
+            f"prompt {w.prompt_tokens} + gen {w.gen_tokens} tokens exceed ctx {w.ctx}; generation would be cut off"
+        )
+    if d.engine.reads_gguf and d.kv_dtype.id in ("q8_0", "q4_0"):
+        out.append("a quantized V cache needs Flash Attention (-fa on)")
+    if d.engine is Engine.vllm and mem.kv_cache_tokens is not None:
+        out.append(
+            f"vLLM reserves {mem.device_bytes / GIB:.1f} GiB up front; its KV pool would hold about "
+            f"{mem.kv_cache_tokens:,} tokens"
+        )
+    if mem.host_bytes and d.host is not None and mem.host_bytes > d.host.memory_bytes:
+        out.append(f"host memory {d.host.id} ({d.host.memory_bytes / GIB:.0f} GiB) cannot hold the "
+                   f"{mem.host_bytes / GIB:.1f} GiB kept on the host")
+    return out
+
+
+def estimate(d: Deployment) -> Estimate:
+    mem = memory_breakdown(d)
+    return Estimate(
+        model=d.model.id, gpu=d.hardware.id, engine=d.engine.value, quant=d.quant.id, kv_dtype=d.kv_dtype.id,
+        ctx=d.workload.ctx, batch=d.workload.batch, prompt_tokens=d.workload.prompt_tokens,
+        gen_tokens=d.workload.gen_tokens, num_gpus=d.num_gpus, memory=mem, warnings=_warnings(d, mem),
+    )
+
+
+def plan(
+    model: str,
+    gpu: str,
+    quant: str | None = None,
+    engine: str = "llama.cpp",
+    kv_dtype: str = "f16",
+    workload: Workload | None = None,
+    num_gpus: int = 1,
+    **kwargs,
+) -> list[Estimate]:
+    """Estimates for one quant, or for every quant the engine runs when ``quant`` is None."""
+    eng = get_engine(engine)
+    resolved = resolve_model(model)
+    hw = catalog.load_hardware(gpu)
+    q = resolve_quant(resolved, quant)
+    from planner.quant import quants_for
+
+    formats = [get_quant(q)] if q else quants_for(eng, resolved.spec)
+    return [
+        estimate(deployment(resolved, hw, eng, f, kv_dtype, workload, num_gpus, **kwargs)) for f in formats
+    ]
