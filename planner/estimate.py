@@ -3,15 +3,19 @@ latency model, time). Pure apart from reading spec files through ``catalog``/``r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner import catalog
 from planner.errors import InputError, UnknownNameError
 from planner.kvcache import get_kv_dtype
 from planner.layout import WeightLayout
+from planner.efficiency import Efficiency
 from planner.memory import MemoryBreakdown, memory_breakdown
+from planner.performance import Performance, performance
 from planner.quant import Engine, QuantFormat, check_supported, get_quant
-from planner.schema import HardwareProfile, ModelSpec
+from planner.schema import DeviceKind, HardwareProfile, ModelSpec
 from planner.units import GIB
 from planner.weights import weight_layout
 from planner.workload import Deployment, Parallel, Workload
@@ -48,6 +52,8 @@ class Estimate(BaseModel):
     gen_tokens: int
     num_gpus: int
     memory: MemoryBreakdown
+    performance: Performance
+    offload: Offload | None = None
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -132,13 +138,66 @@ def _warnings(d: Deployment, mem: MemoryBreakdown) -> list[str]:
     return out
 
 
-def estimate(d: Deployment) -> Estimate:
+DEFAULT_HOST = "ddr5-6000-2ch"  # a typical dual-channel DDR5 desktop
+
+
+class Offload(BaseModel):
+    """Where llama.cpp puts the decoder layers: ``-ngl`` counts the GPU layers plus the output layer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host_layers: int
+    gpu_layers: int
+    ngl: int
+    host: str
+
+
+def estimate(d: Deployment, efficiency: Efficiency | None = None) -> Estimate:
     mem = memory_breakdown(d)
+    perf = performance(d, efficiency)
+    n = d.model.architecture.n_layers
+    offload = None
+    if d.engine.reads_gguf and d.hardware.kind is not DeviceKind.cpu:
+        offload = Offload(host_layers=d.host_layers, gpu_layers=n - d.host_layers, ngl=n - d.host_layers + 1,
+                          host=(d.host.id if d.host else DEFAULT_HOST))
     return Estimate(
         model=d.model.id, gpu=d.hardware.id, engine=d.engine.value, quant=d.quant.id, kv_dtype=d.kv_dtype.id,
         ctx=d.workload.ctx, batch=d.workload.batch, prompt_tokens=d.workload.prompt_tokens,
-        gen_tokens=d.workload.gen_tokens, num_gpus=d.num_gpus, memory=mem, warnings=_warnings(d, mem),
+        gen_tokens=d.workload.gen_tokens, num_gpus=d.num_gpus, memory=mem, performance=perf, offload=offload,
+        warnings=_warnings(d, mem),
     )
+
+
+def fewest_host_layers(make: Callable[[int], Deployment]) -> int | None:
+    """Smallest number of layers kept in host memory that makes the deployment fit, by bisection
+    (device memory falls monotonically as layers move to the host); None if even all do not help."""
+    first = make(0)
+    if memory_breakdown(first).fits:
+        return 0
+    n = first.model.architecture.n_layers
+    if not memory_breakdown(make(n)).fits:
+        return None
+    lo, hi = 1, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if memory_breakdown(make(mid)).fits:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def parse_offload(value: str | int | None) -> str | int:
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        return value
+    v = value.strip().lower()
+    if v in ("none", "auto"):
+        return v
+    if v.isdigit():
+        return int(v)
+    raise InputError(f"--offload takes auto, none or a number of layers, not '{value}'")
 
 
 def plan(
@@ -149,16 +208,51 @@ def plan(
     kv_dtype: str = "f16",
     workload: Workload | None = None,
     num_gpus: int = 1,
-    **kwargs,
+    nodes: int = 1,
+    parallel: Parallel | None = None,
+    offload: str | int | None = "none",
+    host: str | None = None,
+    efficiency: Efficiency | None = None,
 ) -> list[Estimate]:
-    """Estimates for one quant, or for every quant the engine runs when ``quant`` is None."""
+    """Estimates for one quant, or for every quant the engine runs when ``quant`` is None.
+
+    ``offload``: "none" (everything in device memory), "auto" (the fewest host layers that fit) or
+    a number of layers kept in host memory (llama.cpp only)."""
+    from planner.quant import quants_for
+
     eng = get_engine(engine)
     resolved = resolve_model(model)
     hw = catalog.load_hardware(gpu)
+    host_hw = catalog.load_hardware(host or DEFAULT_HOST)
+    mode = parse_offload(offload)
+    if mode != "none" and not eng.reads_gguf:
+        raise InputError(f"--offload needs --engine llama.cpp or ollama, not {eng.value}")
     q = resolve_quant(resolved, quant)
-    from planner.quant import quants_for
-
     formats = [get_quant(q)] if q else quants_for(eng, resolved.spec)
-    return [
-        estimate(deployment(resolved, hw, eng, f, kv_dtype, workload, num_gpus, **kwargs)) for f in formats
-    ]
+    out = []
+    for f in formats:
+        def make(h: int, f=f) -> Deployment:
+            return deployment(resolved, hw, eng, f, kv_dtype, workload, num_gpus, nodes, parallel, host_hw, h)
+
+        if mode == "auto":
+            h = fewest_host_layers(make)
+            h = resolved.spec.architecture.n_layers if h is None else h
+        else:
+            h = 0 if mode == "none" else mode
+        d = make(h)
+        e = estimate(d, efficiency)
+        if mode == "none" and not e.memory.fits and eng.reads_gguf and hw.kind is not DeviceKind.cpu:
+            e = _with_offload_hint(e, make, efficiency)
+        out.append(e)
+    return out
+
+
+def _with_offload_hint(e: Estimate, make: Callable[[int], Deployment], efficiency: Efficiency | None) -> Estimate:
+    h = fewest_host_layers(make)
+    if h is None:
+        return e
+    alt = estimate(make(h), efficiency)
+    hint = (f"does not fit in device memory; --offload auto keeps {h} of "
+            f"{alt.offload.host_layers + alt.offload.gpu_layers} layers in host memory (-ngl {alt.offload.ngl}) "
+            f"and decodes at about {alt.performance.decode_tok_s:.1f} tok/s")
+    return e.model_copy(update={"warnings": [*e.warnings, hint]})

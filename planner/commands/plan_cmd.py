@@ -19,7 +19,12 @@ def plan_command(
     engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm or torch"),
     prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
     gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
-    num_gpus: int = typer.Option(1, "--num-gpus", min=1, help="GPUs (per node times nodes)"),
+    num_gpus: int = typer.Option(1, "--num-gpus", min=1, help="GPUs in all (per node times nodes)"),
+    parallel: Optional[str] = typer.Option(None, "--parallel", help="tp, pp or layer (default: tp for vllm, else layer)"),
+    nodes: int = typer.Option(1, "--nodes", min=1, help="nodes the GPUs are spread over (TP inside, PP across)"),
+    offload: str = typer.Option("none", "--offload", help="llama.cpp layers in host memory: none, auto or N"),
+    host: Optional[str] = typer.Option(None, "--host", help="host memory profile for offload (default ddr5-6000-2ch)"),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help="calibration file from `planner calibrate`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Memory (and speed) of MODEL on GPU; one row per quantization unless --quant is given."""
@@ -28,9 +33,14 @@ def plan_command(
     from planner.estimate import plan
     from planner.workload import Workload
 
+    from planner.errors import InputError
+
+    if parallel is not None and parallel not in ("tp", "pp", "layer"):
+        raise InputError(f"--parallel takes tp, pp or layer, not '{parallel}'")
     workload = Workload(ctx=ctx, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
     estimates = plan(model, gpu, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
-                     num_gpus=num_gpus)
+                     num_gpus=num_gpus, nodes=nodes, parallel=parallel, offload=offload, host=host,
+                     efficiency=_efficiency(gpu, engine, calibration))
     if as_json:
         print(render.to_json(estimates[0] if quant else estimates))
     elif quant:
@@ -38,6 +48,16 @@ def plan_command(
     else:
         print(plan_view.summary(estimates))
     raise typer.Exit(EXIT_OK if any(e.memory.fits for e in estimates) else EXIT_FAIL)
+
+
+def _efficiency(gpu: str, engine: str, calibration: str | None):
+    """A calibration given with --calibration, or one saved for the detected device, else None
+    (the defaults). Calibration support lives in planner.calibration."""
+    try:
+        from planner import calibration as cal
+    except ImportError:  # pragma: no cover - calibration module not installed
+        return None
+    return cal.efficiency_for(gpu, engine, calibration)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,85 @@
+"""Efficiency parameters of the latency model: defaults from data, or a device's calibration."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.quant import Engine, QuantFormat
+from planner.schema import DeviceKind, HardwareProfile, Vendor
+
+DATA_FILE = Path(__file__).parent / "data" / "efficiency.yaml"
+
+Fraction = Field(gt=0, le=1)
+
+
+class Efficiency(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weight_bandwidth: dict[str, float]
+    kv_bandwidth: float = Field(gt=0, le=1)
+    compute: dict[str, float]
+    step_overhead_s: float = Field(ge=0, le=1)
+    prefill_overhead_s: float = Field(ge=0, le=10)
+    source: str
+    origin: Literal["default", "calibrated"] = "default"
+
+    def weight_eff(self, quant: QuantFormat) -> float:
+        return _family_value(self.weight_bandwidth, quant.family)
+
+    def compute_eff(self, quant: QuantFormat) -> float:
+        return _family_value(self.compute, quant.family)
+
+
+class Communication(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allreduce_latency_s: dict[str, float]
+    pipeline_hop_s: float = Field(ge=0)
+    inter_node_hop_s: float = Field(ge=0)
+    pcie_efficiency: float = Field(gt=0, le=1)
+    source: str
+
+
+def _family_value(table: dict[str, float], family: str) -> float:
+    """A format family's value, else the nearest family the engine has (int8/fp8 → float-ish)."""
+    for key in (family, {"fp8": "int8", "int8": "fp8", "gpu4bit": "kquant", "kquant": "gpu4bit"}.get(family), "float"):
+        if key in table:
+            return table[key]
+    return min(table.values())
+
+
+def device_family(hw: HardwareProfile) -> str:
+    if hw.kind is DeviceKind.cpu:
+        return "cpu"
+    if hw.vendor is Vendor.apple:
+        return "apple"
+    return "amd" if hw.vendor is Vendor.amd else "nvidia"
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict:
+    import yaml
+
+    return yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
+
+
+def default_efficiency(engine: Engine, hw: HardwareProfile) -> Efficiency:
+    """The engine's defaults for this device family; engines missing a family borrow the nearest one
+    (Ollama is llama.cpp; vLLM on Apple or CPU borrows torch's)."""
+    name = "llama.cpp" if engine is Engine.ollama else engine.value
+    family = device_family(hw)
+    table = _data()[name]
+    if family not in table:
+        table = _data()["torch"]
+    if family not in table:
+        family = "nvidia"
+    return Efficiency(**table[family])
+
+
+@lru_cache(maxsize=1)
+def communication() -> Communication:
+    return Communication(**_data()["communication"])
