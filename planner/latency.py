@@ -18,6 +18,7 @@ TTFT ≈ t_fixed + max(n_chunks·W/(η_w·BW), F/(η_c·Peak)) [+ n_chunks·W_ho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from planner import engines as eng
 from planner.efficiency import Communication, Efficiency
@@ -90,7 +91,8 @@ def decode_seconds_total(k: DecodeCoefficients, first_context: int, n_steps: int
 # ---------------------------------------------------------------------------------------------
 
 
-def _linear_params(spec: ModelSpec) -> tuple[int, int, list[int], list[int]]:
+@lru_cache(maxsize=128)
+def _linear_params(spec: ModelSpec) -> tuple[int, int, tuple[int, ...], tuple[int, ...]]:
     """(lm_head params, params of dense linears per layer summed, dense linear params per layer,
     routed-expert params per layer): the matmul weights, embedding table excluded."""
     n = spec.architecture.n_layers
@@ -103,7 +105,7 @@ def _linear_params(spec: ModelSpec) -> tuple[int, int, list[int], list[int]]:
             dense[t.layer] += t.n_elements
         elif t.role is Role.expert and t.layer is not None:
             experts[t.layer] += t.n_elements
-    return head, sum(dense), dense, experts
+    return head, sum(dense), tuple(dense), tuple(experts)
 
 
 def active_linear_params_per_token(spec: ModelSpec, layers: range) -> int:

@@ -12,6 +12,7 @@ total in tests/test_shipped_specs.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import Enum
 
 from planner.schema import Family, ModelSpec
@@ -158,8 +159,10 @@ def layer_tensors(spec: ModelSpec, i: int) -> list[Tensor]:
     return _norms(spec, i) + _attention(spec, i) + _feed_forward(spec, i)
 
 
-def tensor_inventory(spec: ModelSpec) -> list[Tensor]:
-    """Every weight tensor; a tied output head is not listed (it is token_embd)."""
+@lru_cache(maxsize=128)
+def tensor_inventory(spec: ModelSpec) -> tuple[Tensor, ...]:
+    """Every weight tensor; a tied output head is not listed (it is token_embd). Cached: specs are
+    frozen, and the search and validation paths ask for the same model thousands of times."""
     a = spec.architecture
     tensors = [Tensor("token_embd", None, a.vocab_size, a.hidden_size, Role.embedding)]
     for i in range(a.n_layers):
@@ -167,7 +170,7 @@ def tensor_inventory(spec: ModelSpec) -> list[Tensor]:
     tensors.append(Tensor("output_norm", None, 1, a.hidden_size, Role.small))
     if not a.tie_word_embeddings:
         tensors.append(Tensor("output", None, a.vocab_size, a.hidden_size, Role.output))
-    return tensors
+    return tuple(tensors)
 
 
 def parameter_count(spec: ModelSpec) -> int:
