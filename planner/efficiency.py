@@ -23,9 +23,14 @@ class Efficiency(BaseModel):
     kv_bandwidth: float = Field(gt=0, le=1)
     compute: dict[str, float]
     step_overhead_s: float = Field(ge=0, le=1)
+    layer_overhead_s: float = Field(default=0.0, ge=0, le=0.1, description="per decoder layer per step")
     prefill_overhead_s: float = Field(ge=0, le=10)
+    allreduce_latency_s: float | None = Field(default=None, ge=0, le=0.01,
+                                              description="overrides the interconnect's all-reduce latency")
     source: str
     origin: Literal["default", "calibrated"] = "default"
+    error_band: tuple[float, float] | None = Field(
+        default=None, description="(low, high) measured/predicted decode ratio on held-out runs of a calibration")
 
     def weight_eff(self, quant: QuantFormat) -> float:
         return _family_value(self.weight_bandwidth, quant.family)
@@ -83,3 +88,9 @@ def default_efficiency(engine: Engine, hw: HardwareProfile) -> Efficiency:
 @lru_cache(maxsize=1)
 def communication() -> Communication:
     return Communication(**_data()["communication"])
+
+
+def decode_error_band() -> tuple[float, float]:
+    """(low, high) multipliers bracketing the true decode speed around a default prediction."""
+    band = _data()["decode_error_band"]
+    return float(band["low"]), float(band["high"])

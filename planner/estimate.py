@@ -25,6 +25,7 @@ ENGINE_KV_DTYPES: dict[Engine, tuple[str, ...]] = {
     Engine.ollama: ("f16", "q8_0", "q4_0"),  # OLLAMA_KV_CACHE_TYPE
     Engine.vllm: ("f16", "bf16", "fp8"),
     Engine.torch: ("f16", "bf16", "f32"),
+    Engine.transformers: ("f16", "bf16", "f32"),
 }
 
 
@@ -61,8 +62,7 @@ def get_engine(name: str) -> Engine:
     try:
         return Engine(name.lower())
     except ValueError:
-        aliases = {"llamacpp": Engine.llama_cpp, "llama-cpp": Engine.llama_cpp, "transformers": Engine.torch,
-                   "pytorch": Engine.torch}
+        aliases = {"llamacpp": Engine.llama_cpp, "llama-cpp": Engine.llama_cpp, "pytorch": Engine.torch, "hf": Engine.transformers}
         if name.lower() in aliases:
             return aliases[name.lower()]
         raise UnknownNameError("engine", name, [e.value for e in Engine]) from None

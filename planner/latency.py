@@ -165,13 +165,14 @@ def _compute_dtype(d: Deployment, hw: HardwareProfile) -> str:
     return "fp32" if hw.kind is DeviceKind.cpu else d.quant.compute_dtype
 
 
-def _communication_s(d: Deployment, comm: Communication, chunks: int = 1) -> float:
+def _communication_s(d: Deployment, comm: Communication, chunks: int = 1, allreduce_s: float | None = None) -> float:
     """Tensor parallel: 2 all-reduces per layer (after attention and after the MLP); pipeline or layer
     split: one hop per stage boundary, slower across nodes (physics.md §4.6)."""
     t = 0.0
     if d.tp > 1:
         link = d.hardware.interconnect.kind if d.hardware.interconnect else "pcie"
-        t += 2 * d.model.architecture.n_layers * comm.allreduce_latency_s.get(link, 4e-5) * chunks
+        latency_s = allreduce_s if allreduce_s is not None else comm.allreduce_latency_s.get(link, 4e-5)
+        t += 2 * d.model.architecture.n_layers * latency_s * chunks
     stages_in_node = d.gpus_per_node if d.parallel != "tp" else 1
     t += (stages_in_node - 1) * comm.pipeline_hop_s * (1 if d.nodes == 1 else d.nodes)
     t += (d.nodes - 1) * comm.inter_node_hop_s
@@ -198,7 +199,8 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     w_host = weight_read_bytes(d, host_layers, B)
     f_host = 2.0 * active_linear_params_per_token(spec, host_layers) * B
     t_host = roofline_seconds(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)[0] if w_host else 0.0
-    fixed = eff.step_overhead_s + t_dev + t_host + _communication_s(d, comm)
+    fixed = (eff.step_overhead_s + n * eff.layer_overhead_s + t_dev + t_host
+             + _communication_s(d, comm, 1, eff.allreduce_latency_s))
 
     kv_share = 1 if spec.mla is not None else tp
     g_dev, win_dev = _kv_per_token(d, dev_layers)
@@ -281,7 +283,7 @@ def prefill_seconds(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: 
         link = d.hardware.interconnect.bandwidth_gb_per_s * 1e9 if d.hardware.interconnect else 25e9
         ar_bytes = 2 * n * total * spec.architecture.hidden_size * 2 * 2 * (d.tp - 1) / d.tp
         t += ar_bytes / max(link, 1e9)
-    return eff.prefill_overhead_s + t + _communication_s(d, comm, chunks), bound
+    return eff.prefill_overhead_s + t + _communication_s(d, comm, chunks, eff.allreduce_latency_s), bound
 
 
 def no_kv_cache_seconds(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,

@@ -7,13 +7,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner import latency
-from planner.efficiency import Efficiency, communication, default_efficiency
+from planner.efficiency import Efficiency, communication, decode_error_band, default_efficiency
 from planner.schema import DeviceKind
 from planner.workload import Deployment
 
-# Spread of measured / predicted decode speed on validation/measurements.csv (10th and 90th percentile
-# of the ratio), written by `planner validate`-style analysis; see README "Validation".
-ERROR_BAND = (0.85, 1.15)
 
 
 class Performance(BaseModel):
@@ -43,8 +40,9 @@ def host_efficiency(d: Deployment) -> Efficiency:
     return default_efficiency(d.engine, host)
 
 
-def performance(d: Deployment, eff: Efficiency | None = None, band: tuple[float, float] = ERROR_BAND) -> Performance:
+def performance(d: Deployment, eff: Efficiency | None = None) -> Performance:
     eff = eff or default_efficiency(d.engine, d.hardware)
+    band = eff.error_band or decode_error_band()
     host_eff = host_efficiency(d)
     comm = communication()
     w = d.workload

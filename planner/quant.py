@@ -96,7 +96,8 @@ class Engine(str, Enum):
     llama_cpp = "llama.cpp"
     ollama = "ollama"
     vllm = "vllm"
-    torch = "torch"
+    torch = "torch"  # compiled PyTorch decode loops (gpt-fast style: torch.compile, CUDA graphs)
+    transformers = "transformers"  # Hugging Face transformers generate(), eager
 
     @property
     def reads_gguf(self) -> bool:
@@ -146,6 +147,7 @@ ENGINE_QUANTS: dict[Engine, tuple[str, ...]] = {
     Engine.torch: ("f32", "f16", "bf16", "int8", "nf4", "gptq-int4", "awq-int4"),
 }
 ENGINE_QUANTS[Engine.ollama] = ENGINE_QUANTS[Engine.llama_cpp]
+ENGINE_QUANTS[Engine.transformers] = ENGINE_QUANTS[Engine.torch]
 
 
 def get_quant(name: str) -> QuantFormat:

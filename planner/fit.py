@@ -1,0 +1,175 @@
+"""Fitting the latency model's efficiencies to measured decode and prefill times.
+
+At the small batches where it is used, a decode step is memory-bound, so its time is linear in the
+inverse efficiencies (physics.md §7.3):
+
+    t_step = t_fixed + L·t_layer + Σ_f (W_f / BW)·(1/η_w,f) + (KV / BW)·(1/η_kv) + t_comm
+
+and prefill is compute-bound: t = t_prefill + (F / Peak)·(1/η_c,f) + t_comm. Writing 1/η = 1 + y with
+y ≥ 0 keeps every efficiency in (0, 1], and rows divided by the measured time make the fit minimise
+relative error. Both are non-negative least-squares problems, solved here by Lawson-Hanson.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner import latency
+from planner.efficiency import Efficiency, communication
+from planner.errors import InputError
+from planner.workload import Deployment
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 500) -> np.ndarray:
+    """min ‖a·x − b‖₂ subject to x ≥ 0 (Lawson & Hanson, Solving Least Squares Problems, 1974, ch. 23)."""
+    m, n = a.shape
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    w = a.T @ (b - a @ x)
+    tol = 10 * np.finfo(float).eps * np.linalg.norm(a, 1) * max(m, n)
+    for _ in range(max_iter):
+        if passive.all() or (w[~passive] <= tol).all():
+            break
+        j = np.argmax(np.where(passive, -np.inf, w))
+        passive[j] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg]))
+            x = x + alpha * (z - x)
+            passive &= x > tol
+        w = a.T @ (b - a @ x)
+    return x
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One measured configuration: mean decode seconds per step and/or prefill seconds."""
+
+    deployment: Deployment
+    decode_step_s: float | None = None
+    prefill_s: float | None = None
+    label: str = ""
+
+
+def _decode_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[float, float, float, int]:
+    """Unit-efficiency seconds of one mean decode step: (weights, KV, communication, layers)."""
+    unit = Efficiency(weight_bandwidth={"float": 1.0}, kv_bandwidth=1.0, compute={"float": 1.0},
+                      step_overhead_s=0.0, prefill_overhead_s=0.0, source="unit")
+    comm = communication()
+    w = d.workload
+    k = latency.decode_coefficients(d, unit.model_copy(update={"allreduce_latency_s": allreduce_s}), unit, comm)
+    comm_s = latency._communication_s(d, comm, 1, allreduce_s)
+    weights_s = k.fixed_s - comm_s
+    mean_kv_s = (latency.decode_seconds_total(k, w.prompt_tokens, w.gen_tokens) / w.gen_tokens) - k.fixed_s
+    return weights_s, mean_kv_s, comm_s, d.model.architecture.n_layers
+
+
+def _prefill_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[float, float]:
+    """Unit-efficiency compute seconds of the prefill and its communication seconds."""
+    unit = Efficiency(weight_bandwidth={"float": 1.0}, kv_bandwidth=1.0, compute={"float": 1.0},
+                      step_overhead_s=0.0, prefill_overhead_s=0.0, source="unit")
+    comm = communication()
+    unit = unit.model_copy(update={"allreduce_latency_s": allreduce_s})
+    t, _ = latency.prefill_seconds(d, unit, unit, comm, d.workload.prompt_tokens)
+    total = d.workload.prompt_tokens * d.workload.batch
+    chunks = -(-total // min(latency.prefill_chunk_tokens(d, total), total))
+    comm_s = latency._communication_s(d, comm, chunks, allreduce_s)
+    return t - comm_s, comm_s
+
+
+@dataclass(frozen=True)
+class FitResult:
+    efficiency: Efficiency
+    decode_errors_pct: list[float]
+    prefill_errors_pct: list[float]
+
+    @property
+    def median_abs_pct_error(self) -> float:
+        errs = [abs(e) for e in self.decode_errors_pct + self.prefill_errors_pct]
+        return float(np.median(errs)) if errs else float("nan")
+
+
+def fit_efficiency(observations: list[Observation], base: Efficiency, source: str,
+                   layer_overhead: bool = True) -> Efficiency:
+    """Efficiencies that best explain the observations; what they do not inform keeps ``base``."""
+    dec = [o for o in observations if o.decode_step_s]
+    pre = [o for o in observations if o.prefill_s and o.deployment.workload.prompt_tokens > 0]
+    if not dec and not pre:
+        raise InputError("no usable measurements to fit")
+    weight_bw = dict(base.weight_bandwidth)
+    kv_bw, step_s, layer_s = base.kv_bandwidth, base.step_overhead_s, base.layer_overhead_s
+    allreduce_s = base.allreduce_latency_s
+    if dec:
+        families = sorted({o.deployment.quant.family for o in dec})
+        fit_ar = any(o.deployment.tp > 1 for o in dec)
+        cols = (["fixed"] + (["layer"] if layer_overhead else []) + [f"w:{f}" for f in families] + ["kv"]
+                + (["allreduce"] if fit_ar else []))
+        rows, rhs = [], []
+        for o in dec:
+            # With tensor-parallel rows the all-reduce latency is fitted too: its column is 2·L per step.
+            w_s, kv_s, comm_s, n_layers = _decode_terms(o.deployment, 0.0 if fit_ar else allreduce_s)
+            fam = o.deployment.quant.family
+            row = [1.0] + ([float(n_layers)] if layer_overhead else [])
+            row += [w_s if f == fam else 0.0 for f in families] + [kv_s]
+            if fit_ar:
+                row.append(2.0 * n_layers if o.deployment.tp > 1 else 0.0)
+            rows.append(np.array(row) / o.decode_step_s)
+            rhs.append((o.decode_step_s - comm_s - w_s - kv_s) / o.decode_step_s)
+        x = nnls(np.array(rows), np.array(rhs))
+        sol = dict(zip(cols, x))
+        step_s = float(sol["fixed"])
+        layer_s = float(sol.get("layer", 0.0))
+        for f in families:
+            weight_bw[f] = 1.0 / (1.0 + float(sol[f"w:{f}"]))
+        if any(_decode_terms(o.deployment, allreduce_s)[1] > 0 for o in dec):
+            kv_bw = 1.0 / (1.0 + float(sol["kv"]))
+        if fit_ar:
+            allreduce_s = float(sol["allreduce"])
+    compute = dict(base.compute)
+    prefill_s = base.prefill_overhead_s
+    if pre:
+        families = sorted({o.deployment.quant.family for o in pre})
+        rows, rhs = [], []
+        for o in pre:
+            f_s, comm_s = _prefill_terms(o.deployment, allreduce_s)
+            fam = o.deployment.quant.family
+            rows.append(np.array([1.0] + [f_s if f == fam else 0.0 for f in families]) / o.prefill_s)
+            rhs.append((o.prefill_s - comm_s - f_s) / o.prefill_s)
+        x = nnls(np.array(rows), np.array(rhs))
+        prefill_s = float(x[0])
+        for i, f in enumerate(families, start=1):
+            compute[f] = 1.0 / (1.0 + float(x[i]))
+    return Efficiency(weight_bandwidth=weight_bw, kv_bandwidth=kv_bw, compute=compute, step_overhead_s=step_s,
+                      layer_overhead_s=layer_s, prefill_overhead_s=prefill_s, source=source,
+                      origin="calibrated", allreduce_latency_s=allreduce_s)
+
+
+def prediction_errors(observations: list[Observation], eff: Efficiency) -> tuple[list[float], list[float]]:
+    """Signed % errors of predicted vs measured decode step and prefill times (as speeds)."""
+    from planner.performance import host_efficiency
+
+    comm = communication()
+    dec, pre = [], []
+    for o in observations:
+        d = o.deployment
+        if o.decode_step_s:
+            k = latency.decode_coefficients(d, eff, host_efficiency(d), comm)
+            t = latency.decode_seconds_total(k, d.workload.prompt_tokens, d.workload.gen_tokens) / d.workload.gen_tokens
+            dec.append(100.0 * (o.decode_step_s / t - 1.0))
+        if o.prefill_s and d.workload.prompt_tokens > 0:
+            t, _ = latency.prefill_seconds(d, eff, host_efficiency(d), comm, d.workload.prompt_tokens)
+            pre.append(100.0 * (o.prefill_s / t - 1.0))
+    return dec, pre
+
+
+def fit(observations: list[Observation], base: Efficiency, source: str, layer_overhead: bool = True) -> FitResult:
+    eff = fit_efficiency(observations, base, source, layer_overhead)
+    dec, pre = prediction_errors(observations, eff)
+    return FitResult(efficiency=eff, decode_errors_pct=dec, prefill_errors_pct=pre)
