@@ -54,15 +54,25 @@ def read_yaml(path: Path) -> object:
 
 
 def _line_of(text_lines: list[str], loc: tuple) -> int | None:
-    """Best-effort line of the first key named in a validation error's location."""
+    """Line of a validation error's location: follow the key path block by block (a key is searched only
+    below its parent and deeper-indented than it); a missing last key points at its parent."""
     keys = [str(k) for k in loc if isinstance(k, str)]
-    if not keys:
-        return None
-    for i, raw in enumerate(text_lines, start=1):
-        stripped = raw.strip()
-        if stripped.startswith(f"{keys[-1]}:") or stripped.startswith(f"- {keys[-1]}:"):
-            return i
-    return None
+    start, parent_indent, found = 0, -1, None
+    for key in keys:
+        hit = None
+        for i in range(start, len(text_lines)):
+            raw = text_lines[i]
+            stripped = raw.lstrip(" -")
+            indent = len(raw) - len(raw.lstrip(" "))
+            if raw.strip() and indent <= parent_indent and i > start:
+                break  # left the parent's block
+            if stripped.startswith(f"{key}:"):
+                hit = (i, indent)
+                break
+        if hit is None:
+            break
+        found, start, parent_indent = hit[0] + 1, hit[0] + 1, hit[1]
+    return found
 
 
 def format_validation_error(path: Path | str, exc: ValidationError, text: str | None = None) -> SpecFileError:
@@ -122,9 +132,19 @@ class Catalog:
     def get(self, name: str) -> T:
         spec_id = self._index.get(_key(name))
         if spec_id is None:
-            known = list(self.items) + [a for s in self.items.values() for a in s.aliases]
-            raise UnknownNameError(self.kind, name, [_key(k) for k in known] + list(self.items))
+            raise UnknownNameError(self.kind, name, self.suggest(name))
         return self.items[spec_id]
+
+    def suggest(self, name: str) -> list[str]:
+        """Ids of the entries whose id or alias is closest to ``name`` (each id once, best first)."""
+        import difflib
+
+        close = difflib.get_close_matches(_key(name), list(self._index), n=8, cutoff=0.5)
+        ids: list[str] = []
+        for key in close:
+            if self._index[key] not in ids:
+                ids.append(self._index[key])
+        return ids[:3]
 
 
 @lru_cache(maxsize=None)
@@ -138,7 +158,7 @@ def hardware() -> Catalog:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.endswith((".yaml", ".yml")) or os.sep in name and Path(name).suffix in {".yaml", ".yml"}
+    return name.lower().endswith((".yaml", ".yml"))
 
 
 def load_model(name: str) -> ModelSpec:

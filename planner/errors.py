@@ -26,7 +26,10 @@ class UnknownNameError(InputError):
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         self.kind = kind
         self.name = name
-        self.suggestions = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.5)
+        known = list(dict.fromkeys(known))  # already ranked by the caller, or a plain list of names
+        close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=3, cutoff=0.5)
+        by_lower = {k.lower(): k for k in known}
+        self.suggestions = [by_lower[c] for c in close] if len(known) > 3 else known
         hint = f"; did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
         super().__init__(f"unknown {kind} '{name}'{hint}")
 
