@@ -48,9 +48,9 @@ def guarded(fn: Callable) -> Callable:
 
 def _register() -> None:
     # Each command lives in its own module and imports the heavy parts of the library lazily.
-    from planner.commands import catalog_cmds, plan_cmd, validate_cmd
+    from planner.commands import calibrate_cmd, catalog_cmds, plan_cmd, validate_cmd
 
-    for module in (plan_cmd, catalog_cmds, validate_cmd):
+    for module in (plan_cmd, catalog_cmds, validate_cmd, calibrate_cmd):
         module.register(app)
 
 

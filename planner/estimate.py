@@ -77,6 +77,24 @@ def resolve_model(name: str) -> ResolvedModel:
     return ResolvedModel(spec=catalog.load_model(name))
 
 
+def resolve_hardware(gpu: str) -> HardwareProfile:
+    """A catalog id, alias or YAML path; ``local``: the detected NVIDIA GPU's profile, else the device of
+    the newest local calibration (a CPU measured by `planner calibrate`)."""
+    if gpu.strip().lower() != "local":
+        return catalog.load_hardware(gpu)
+    from planner.calibration import local_hardware
+    from planner.detect import detect_gpus, match_profile
+
+    detected = detect_gpus()
+    if detected.gpus:
+        known = {h.id: list(h.aliases) + [h.name] for h in catalog.hardware().items.values()}
+        matched = match_profile(detected.gpus[0].name, known)
+        if matched is None:
+            raise InputError(f"detected '{detected.gpus[0].name}' is not in the hardware catalog; pass a YAML profile")
+        return catalog.load_hardware(matched)
+    return local_hardware()
+
+
 def resolve_quant(model: ResolvedModel, quant: str | None) -> str | None:
     """A file fixes its format; a different ``--quant`` for it is a contradiction."""
     if model.layout is not None and quant is not None and model.quant and quant.lower() != model.quant:
@@ -222,7 +240,7 @@ def plan(
 
     eng = get_engine(engine)
     resolved = resolve_model(model)
-    hw = catalog.load_hardware(gpu)
+    hw = resolve_hardware(gpu)
     host_hw = catalog.load_hardware(host or DEFAULT_HOST)
     mode = parse_offload(offload)
     if mode != "none" and not eng.reads_gguf:

@@ -158,3 +158,22 @@ def validate(path: Path | str = DEFAULT_DATA, efficiency=None) -> ValidationRepo
         except InputError as exc:
             raise InputError(f"{path}:{i}: {exc}") from None
     return ValidationReport(rows=rows, summary=summarize(rows))
+
+
+def observation(m: Measurement):
+    """A measurement as a fitting observation (planner.fit): the deployment and its measured times."""
+    from planner import catalog
+    from planner.estimate import ResolvedModel, deployment, get_engine
+    from planner.fit import Observation
+    from planner.quant import get_quant
+    from planner.workload import Workload
+
+    engine = get_engine(m.engine)
+    gen = max(1, m.gen_tokens)
+    wl = Workload(ctx=max(1, m.prompt_tokens + gen), batch=m.batch, prompt_tokens=m.prompt_tokens, gen_tokens=gen)
+    parallel = "layer" if engine.reads_gguf or m.num_gpus == 1 else "tp"
+    d = deployment(ResolvedModel(spec=catalog.load_model(m.model)), catalog.load_hardware(m.gpu), engine,
+                   get_quant(m.quant), "f16", wl, m.num_gpus, 1, parallel)
+    return Observation(d, decode_step_s=1.0 / m.decode_tok_s if m.decode_tok_s else None,
+                       prefill_s=m.batch * m.prompt_tokens / m.prefill_tok_s if m.prefill_tok_s else None,
+                       label=m.source)

@@ -17,30 +17,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner import catalog  # noqa: E402
 from planner.efficiency import default_efficiency, device_family  # noqa: E402
-from planner.estimate import ResolvedModel, deployment, get_engine  # noqa: E402
-from planner.fit import Observation, fit, prediction_errors  # noqa: E402
-from planner.quant import get_quant  # noqa: E402
-from planner.validation import DEFAULT_DATA, read_measurements  # noqa: E402
-from planner.workload import Workload  # noqa: E402
+from planner.estimate import get_engine  # noqa: E402
+from planner.fit import fit, prediction_errors  # noqa: E402
+from planner.validation import DEFAULT_DATA, observation, read_measurements  # noqa: E402
 
 
 def observations(path=DEFAULT_DATA):
     groups = defaultdict(list)
     for m in read_measurements(path):
-        engine = get_engine(m.engine)
-        hw = catalog.load_hardware(m.gpu)
-        gen = max(1, m.gen_tokens)
-        wl = Workload(ctx=max(1, m.prompt_tokens + gen), batch=m.batch, prompt_tokens=m.prompt_tokens, gen_tokens=gen)
-        parallel = "layer" if engine.reads_gguf or m.num_gpus == 1 else "tp"
-        d = deployment(ResolvedModel(spec=catalog.load_model(m.model)), hw, engine, get_quant(m.quant), "f16", wl,
-                       m.num_gpus, 1, parallel)
-        o = Observation(d, decode_step_s=1.0 / m.decode_tok_s if m.decode_tok_s else None,
-                        prefill_s=m.batch * m.prompt_tokens / m.prefill_tok_s if m.prefill_tok_s else None,
-                        label=m.source)
+        o = observation(m)
         name = "llama.cpp" if m.engine == "ollama" else m.engine
-        groups[(name, device_family(hw))].append(o)
+        groups[(name, device_family(o.deployment.hardware))].append(o)
     return groups
 
 

@@ -53,10 +53,12 @@ def plan_command(
 def _efficiency(gpu: str, engine: str, calibration: str | None):
     """A calibration given with --calibration, or one saved for the detected device, else None
     (the defaults). Calibration support lives in planner.calibration."""
-    try:
-        from planner import calibration as cal
-    except ImportError:  # pragma: no cover - calibration module not installed
-        return None
+    from planner import calibration as cal
+
+    if gpu.strip().lower() == "local" and calibration is None:
+        from planner.estimate import resolve_hardware
+
+        gpu = resolve_hardware(gpu).id
     return cal.efficiency_for(gpu, engine, calibration)
 
 
