@@ -132,7 +132,9 @@ def calibrate_with_benchmark(device: str = "auto", quick: bool = False, model: s
     obs = observations(suite, hw)
     train, held = split_heldout(obs)
     base = default_efficiency(Engine.torch, hw)
-    result = fit(train, base, f"planner calibrate on {suite.device_name} ({suite.device}, {suite.dtype})")
+    # The benchmark's layer counts are few, so a per-layer overhead is not identifiable from them.
+    result = fit(train, base, f"planner calibrate on {suite.device_name} ({suite.device}, {suite.dtype})",
+                 layer_overhead=False)
     held_dec, held_pre = prediction_errors(held, result.efficiency)
     held_errs = [abs(e) for e in held_dec + held_pre]
     ratios = [1 + e / 100 for e in (held_dec or result.decode_errors_pct)]

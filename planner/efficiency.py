@@ -22,6 +22,8 @@ class Efficiency(BaseModel):
     weight_bandwidth: dict[str, float]
     kv_bandwidth: float = Field(gt=0, le=1)
     compute: dict[str, float]
+    decode_compute: dict[str, float] | None = Field(
+        default=None, description="small-batch GEMM efficiency in decode steps, when it differs from prefill's")
     step_overhead_s: float = Field(ge=0, le=1)
     layer_overhead_s: float = Field(default=0.0, ge=0, le=0.1, description="per decoder layer per step")
     prefill_overhead_s: float = Field(ge=0, le=10)
@@ -37,6 +39,9 @@ class Efficiency(BaseModel):
 
     def compute_eff(self, quant: QuantFormat) -> float:
         return _family_value(self.compute, quant.family)
+
+    def decode_compute_eff(self, quant: QuantFormat) -> float:
+        return _family_value(self.decode_compute or self.compute, quant.family)
 
 
 class Communication(BaseModel):

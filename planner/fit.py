@@ -106,6 +106,13 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
     weight_bw = dict(base.weight_bandwidth)
     kv_bw, step_s, layer_s = base.kv_bandwidth, base.step_overhead_s, base.layer_overhead_s
     allreduce_s = base.allreduce_latency_s
+    # Bandwidths and overheads come from batch-1 steps, which are memory-bound on every device; larger
+    # batches then tell how fast small GEMMs run (decode_compute), which CPUs in particular do poorly.
+    batched = [o for o in dec if o.deployment.workload.batch > 1]
+    if any(o.deployment.workload.batch == 1 for o in dec):
+        dec = [o for o in dec if o.deployment.workload.batch == 1]
+    else:
+        batched = []
     if dec:
         families = sorted({o.deployment.quant.family for o in dec})
         fit_ar = any(o.deployment.tp > 1 for o in dec)
@@ -146,9 +153,45 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
         prefill_s = float(x[0])
         for i, f in enumerate(families, start=1):
             compute[f] = 1.0 / (1.0 + float(x[i]))
-    return Efficiency(weight_bandwidth=weight_bw, kv_bandwidth=kv_bw, compute=compute, step_overhead_s=step_s,
-                      layer_overhead_s=layer_s, prefill_overhead_s=prefill_s, source=source,
-                      origin="calibrated", allreduce_latency_s=allreduce_s)
+    eff = Efficiency(weight_bandwidth=weight_bw, kv_bandwidth=kv_bw, compute=compute, step_overhead_s=step_s,
+                     layer_overhead_s=layer_s, prefill_overhead_s=prefill_s, source=source,
+                     origin="calibrated", allreduce_latency_s=allreduce_s, decode_compute=base.decode_compute)
+    return _fit_decode_compute(batched, dec, eff) if batched else eff
+
+
+def _fit_decode_compute(batched: list[Observation], single: list[Observation], eff: Efficiency) -> Efficiency:
+    """Decode GEMM efficiency implied by batched steps slower than the memory-bound prediction:
+    t_compute = t_measured − (t_predicted − t_weights), η = FLOPs / (peak × t_compute) per row; of those
+    candidates (and ±10% around them) the one with the least mean |error| over all decode rows wins,
+    since through the roofline's max() it also touches the batch-1 rows."""
+    from planner.performance import host_efficiency
+
+    comm = communication()
+    implied: dict[str, list[float]] = {}
+    for o in batched:
+        d = o.deployment
+        memory_only = eff.model_copy(update={"decode_compute": {k: 1.0 for k in eff.compute}})
+        k = latency.decode_coefficients(d, memory_only, host_efficiency(d), comm)
+        predicted = latency.decode_seconds_total(k, d.workload.prompt_tokens, d.workload.gen_tokens) / d.workload.gen_tokens
+        weights_s = _decode_terms(d, eff.allreduce_latency_s)[0] / eff.weight_eff(d.quant)
+        compute_s = o.decode_step_s - (predicted - weights_s)
+        if o.decode_step_s > 1.05 * predicted and compute_s > 0:
+            peak = latency.rates(d, eff, host_efficiency(d), comm).decode_flops_per_s / eff.decode_compute_eff(d.quant)
+            implied.setdefault(d.quant.family, []).append(k.flops_per_step / d.tp / (peak * compute_s))
+    if not implied:
+        return eff
+    rows = batched + single
+    best = eff
+    best_err = float(np.mean(np.abs(prediction_errors(rows, eff)[0])))
+    for family, values in implied.items():
+        for value in sorted({min(1.0, v * s) for v in values for s in (0.9, 0.95, 1.0, 1.05, 1.1)}):
+            table = dict(best.decode_compute or best.compute)
+            table[family] = float(value)
+            trial = best.model_copy(update={"decode_compute": table})
+            err = float(np.mean(np.abs(prediction_errors(rows, trial)[0])))
+            if err < best_err:
+                best, best_err = trial, err
+    return best
 
 
 def prediction_errors(observations: list[Observation], eff: Efficiency) -> tuple[list[float], list[float]]:

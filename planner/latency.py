@@ -38,6 +38,7 @@ class Rates:
     weight_bytes_per_s: float
     kv_bytes_per_s: float
     flops_per_s: float
+    decode_flops_per_s: float
     host_weight_bytes_per_s: float
     host_kv_bytes_per_s: float
     host_flops_per_s: float
@@ -154,6 +155,7 @@ def rates(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communicat
         weight_bytes_per_s=hw.bandwidth_bytes_per_s * eff.weight_eff(d.quant),
         kv_bytes_per_s=hw.bandwidth_bytes_per_s * eff.kv_bandwidth,
         flops_per_s=hw.peak_flops(_compute_dtype(d, hw)) * eff.compute_eff(d.quant),
+        decode_flops_per_s=hw.peak_flops(_compute_dtype(d, hw)) * eff.decode_compute_eff(d.quant),
         host_weight_bytes_per_s=host.bandwidth_bytes_per_s * host_eff.weight_eff(d.quant),
         host_kv_bytes_per_s=host.bandwidth_bytes_per_s * host_eff.kv_bandwidth,
         host_flops_per_s=host.peak_flops("fp32") * host_eff.compute_eff(d.quant),
@@ -195,7 +197,7 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     tp = d.tp
     w_dev = (weight_read_bytes(d, dev_layers, B) + d.layout.output_bytes) / tp
     f_dev = 2.0 * (active_linear_params_per_token(spec, dev_layers) + head_params) * B / tp
-    t_dev, bound = roofline_seconds(f_dev, w_dev, r.flops_per_s, r.weight_bytes_per_s)
+    t_dev, bound = roofline_seconds(f_dev, w_dev, r.decode_flops_per_s, r.weight_bytes_per_s)
     w_host = weight_read_bytes(d, host_layers, B)
     f_host = 2.0 * active_linear_params_per_token(spec, host_layers) * B
     t_host = roofline_seconds(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)[0] if w_host else 0.0
