@@ -241,68 +241,139 @@ def attention_pair_flops(spec: ModelSpec) -> int:
     return 4 * a.n_heads * a.head_dim
 
 
-def prefill_attention_flops(d: Deployment, prompt_tokens: int) -> float:
-    """Causal attention FLOPs for one prompt: Σ_layers pair_flops × Σ_{p=1}^{P} min(p, window)."""
+def _attention_layer_counts(d: Deployment) -> tuple[int, int, int | None]:
+    """(global layers, windowed layers, window) as the engine runs them."""
     spec = d.model
-    pairs_full = sum_range(1, prompt_tokens)
     window = spec.architecture.sliding_window if _window_applies(d) else None
-    pairs_window = sum_range_capped(1, prompt_tokens, window) if window else pairs_full
     n = spec.architecture.n_layers
     n_window = sum(1 for i in range(n) if window and not is_global_attention_layer(spec, i))
-    return float(attention_pair_flops(spec) * ((n - n_window) * pairs_full + n_window * pairs_window))
+    return n - n_window, n_window, window
+
+
+def prefill_attention_flops(d: Deployment, prompt_tokens: int) -> float:
+    """Causal attention FLOPs for one prompt: Σ_layers pair_flops × Σ_{p=1}^{P} min(p, window)."""
+    n_global, n_window, window = _attention_layer_counts(d)
+    pairs_full = sum_range(1, prompt_tokens)
+    pairs_window = sum_range_capped(1, prompt_tokens, window) if window else pairs_full
+    return float(attention_pair_flops(d.model) * (n_global * pairs_full + n_window * pairs_window))
+
+
+@dataclass(frozen=True)
+class PrefillCoefficients:
+    """Constants of the prefill time of one deployment, so that many prompt lengths cost little."""
+
+    batch: int
+    engine_chunk: int | None
+    linear_flops_per_token: float
+    head_flops: float
+    pair_flops: float
+    n_global: int
+    n_window: int
+    window: int | None
+    dense_bytes: float  # device weights read per chunk, experts excluded (output layer included)
+    expert_bytes: float
+    expert_fraction: float  # k / E, or 0 for dense models
+    host_dense_bytes: float
+    host_expert_bytes: float
+    host_layer_share: float
+    tp: int
+    allreduce_bytes_per_token: float
+    rates: Rates
+    overhead_s: float
+    comm: Communication
+    deployment: Deployment
+    allreduce_s: float | None
+
+    def _touched(self, tokens: float) -> float:
+        return 1.0 - (1.0 - self.expert_fraction) ** tokens if self.expert_fraction else 1.0
+
+    def seconds(self, prompt_tokens: int) -> tuple[float, Bound]:
+        total = self.batch * prompt_tokens
+        if total <= 0:
+            return 0.0, "memory"
+        chunk = min(self.engine_chunk, total) if self.engine_chunk else total
+        chunks = ceil_div(total, chunk)
+        p = prompt_tokens
+        pairs_full = p * (p + 1) / 2
+        if self.window and p > self.window:
+            w = self.window
+            pairs_window = w * (w + 1) / 2 + (p - w) * w
+        else:
+            pairs_window = pairs_full
+        flops = (self.linear_flops_per_token * total + self.head_flops
+                 + self.batch * self.pair_flops * (self.n_global * pairs_full + self.n_window * pairs_window))
+        touched = self._touched(chunk)
+        r = self.rates
+        compute_s = flops / self.tp / r.flops_per_s
+        memory_s = chunks * (self.dense_bytes + touched * self.expert_bytes) / self.tp / r.weight_bytes_per_s
+        t = max(compute_s, memory_s)
+        if self.host_layer_share:
+            w_host = self.host_dense_bytes + touched * self.host_expert_bytes
+            if r.pcie_bytes_per_s and chunk >= 32:
+                # llama.cpp offloads ops of ≥32-token batches to the GPU: host weights cross PCIe every ubatch.
+                t += chunks * w_host / r.pcie_bytes_per_s
+            else:
+                t += max(flops * self.host_layer_share / r.host_flops_per_s, chunks * w_host / r.host_weight_bytes_per_s)
+        t += self.allreduce_bytes_per_token * total
+        t += _communication_s(self.deployment, self.comm, chunks, self.allreduce_s)
+        return self.overhead_s + t, ("compute" if compute_s > memory_s else "memory")
+
+
+def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,
+                         batch: int | None = None) -> PrefillCoefficients:
+    """Prefill model (physics.md §5, §4.7): max(chunks × weight bytes / bandwidth, FLOPs / peak) on the
+    device, PCIe or host time for layers kept in host memory, all-reduce traffic for tensor parallel,
+    and a fixed overhead. FLOPs = 2·N_active·tokens + lm_head for the last row + causal attention."""
+    spec = d.model
+    n = spec.architecture.n_layers
+    B = batch or d.workload.batch
+    cpu_device = d.hardware.kind is DeviceKind.cpu
+    host_layers = range(0, 0) if cpu_device else range(0, d.host_layers)
+    dev_layers = range(0, n) if cpu_device else range(d.host_layers, n)
+    wl = d.layout
+    experts = bool(wl.layer_expert_bytes) and spec.moe is not None
+
+    def split(layers: range) -> tuple[float, float]:
+        total = float(sum(wl.layer_bytes[i] for i in layers))
+        exp = float(sum(wl.layer_expert_bytes[i] for i in layers)) if experts else 0.0
+        return total - exp, exp
+
+    dense_dev, exp_dev = split(dev_layers)
+    dense_host, exp_host = split(host_layers)
+    n_global, n_window, window = _attention_layer_counts(d)
+    head_params, _, _, _ = _linear_params(spec)
+    engine_chunk = prefill_chunk_tokens(d, 0) if d.engine.reads_gguf or d.engine is Engine.vllm else None
+    allreduce = 0.0
+    if d.tp > 1:
+        link = d.hardware.interconnect.bandwidth_gb_per_s * 1e9 if d.hardware.interconnect else 25e9
+        # 2 all-reduces per layer of hidden_size bf16 values per token; ring traffic 2(tp−1)/tp of it
+        allreduce = 2 * n * spec.architecture.hidden_size * 2 * 2 * (d.tp - 1) / d.tp / max(link, 1e9)
+    return PrefillCoefficients(
+        batch=B, engine_chunk=engine_chunk,
+        linear_flops_per_token=2.0 * active_linear_params_per_token(spec, range(n)),
+        head_flops=2.0 * head_params * B, pair_flops=float(attention_pair_flops(spec)),
+        n_global=n_global, n_window=n_window, window=window,
+        dense_bytes=dense_dev + wl.output_bytes, expert_bytes=exp_dev,
+        expert_fraction=spec.moe.n_active_experts / spec.moe.n_experts if experts else 0.0,
+        host_dense_bytes=dense_host, host_expert_bytes=exp_host,
+        host_layer_share=len(host_layers) / n, tp=d.tp, allreduce_bytes_per_token=allreduce,
+        rates=rates(d, eff, host_eff, comm), overhead_s=eff.prefill_overhead_s, comm=comm, deployment=d,
+        allreduce_s=eff.allreduce_latency_s,
+    )
 
 
 def prefill_seconds(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,
                     prompt_tokens: int, batch: int | None = None) -> tuple[float, Bound]:
-    """Time to process ``batch`` prompts of ``prompt_tokens`` tokens (physics.md §5, §4.7)."""
-    B = batch or d.workload.batch
-    total = B * prompt_tokens
-    if total <= 0:
-        return 0.0, "memory"
-    spec = d.model
-    r = rates(d, eff, host_eff, comm)
-    n = spec.architecture.n_layers
-    chunk = min(prefill_chunk_tokens(d, total), total)
-    chunks = ceil_div(total, chunk)
-    head_params, _, _, _ = _linear_params(spec)
-    all_layers = range(n)
-    cpu_device = d.hardware.kind is DeviceKind.cpu
-    host_layers = range(0, 0) if cpu_device else range(0, d.host_layers)
-    dev_layers = range(0, n) if cpu_device else range(d.host_layers, n)
-    flops = 2.0 * active_linear_params_per_token(spec, all_layers) * total + 2.0 * head_params * B
-    flops += B * prefill_attention_flops(d, prompt_tokens)
-    w_chunk = weight_read_bytes(d, dev_layers, chunk) + d.layout.output_bytes
-    t, bound = roofline_seconds(flops / d.tp, chunks * w_chunk / d.tp, r.flops_per_s, r.weight_bytes_per_s)
-    if host_layers:
-        # llama.cpp offloads ops with ≥32-token batches to the GPU: host weights cross PCIe every ubatch.
-        w_host = weight_read_bytes(d, host_layers, chunk)
-        if r.pcie_bytes_per_s and chunk >= 32:
-            t += chunks * w_host / r.pcie_bytes_per_s
-        else:
-            f_host = flops * len(host_layers) / n
-            t += roofline_seconds(f_host, chunks * w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)[0]
-    if d.tp > 1:
-        link = d.hardware.interconnect.bandwidth_gb_per_s * 1e9 if d.hardware.interconnect else 25e9
-        ar_bytes = 2 * n * total * spec.architecture.hidden_size * 2 * 2 * (d.tp - 1) / d.tp
-        t += ar_bytes / max(link, 1e9)
-    return eff.prefill_overhead_s + t + _communication_s(d, comm, chunks, eff.allreduce_latency_s), bound
+    """Time to process ``batch`` prompts of ``prompt_tokens`` tokens (see prefill_coefficients)."""
+    return prefill_coefficients(d, eff, host_eff, comm, batch).seconds(prompt_tokens)
 
 
 def no_kv_cache_seconds(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,
                         prompt_tokens: int, gen_tokens: int) -> float:
     """Generation without a KV cache: producing token i re-runs the whole sequence of P + i tokens as a
-    prefill. Σ_{n=max(P,1)}^{P+N−1} prefill(n), evaluated at ≤ 257 points and integrated (the summand
-    is smooth in n), so it answers fast for long generations."""
-    import numpy as np
-
+    prefill: Σ_{n=max(P,1)}^{P+N−1} prefill(n), summed over every n."""
+    k = prefill_coefficients(d, eff, host_eff, comm)
     lo, hi = max(prompt_tokens, 1), prompt_tokens + gen_tokens - 1
     if hi < lo:
-        return prefill_seconds(d, eff, host_eff, comm, lo)[0]
-    count = hi - lo + 1
-    if count <= 257:
-        return float(sum(prefill_seconds(d, eff, host_eff, comm, m)[0] for m in range(lo, hi + 1)))
-    xs = np.unique(np.linspace(lo, hi, 257).round().astype(int))
-    ys = np.array([prefill_seconds(d, eff, host_eff, comm, int(x))[0] for x in xs])
-    # Trapezoid over integer points: Σ f(n) ≈ ∫ f + (f(lo) + f(hi)) / 2.
-    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 spells it trapz
-    return float(trapezoid(ys, xs) + (ys[0] + ys[-1]) / 2)
+        return k.seconds(lo)[0]
+    return float(sum(k.seconds(n)[0] for n in range(lo, hi + 1)))

@@ -164,14 +164,14 @@ def test_yaml_tags_are_not_executed(write_yaml):
 def test_catalog_rejects_a_file_name_that_differs_from_the_id(tmp_path, model_data, write_yaml):
     write_yaml("specs/wrong-name.yaml", model_data())
     with pytest.raises(SpecFileError, match=r"file name must be 'tiny-llama\.yaml'"):
-        catalog.Catalog(tmp_path / "specs", ModelSpec, "model")
+        catalog.Catalog(tmp_path / "specs", ModelSpec, "model").ids()
 
 
 def test_catalog_rejects_an_alias_used_by_two_specs(tmp_path, model_data, write_yaml):
     write_yaml("specs/tiny-llama.yaml", model_data())
     write_yaml("specs/tiny-two.yaml", model_data(id="tiny-two"))  # same alias tiny/Tiny-Llama
     with pytest.raises(SpecFileError, match=r"alias 'tiny/Tiny-Llama' is already used by 'tiny-llama'"):
-        catalog.Catalog(tmp_path / "specs", ModelSpec, "model")
+        catalog.Catalog(tmp_path / "specs", ModelSpec, "model").ids()
 
 
 def test_catalog_indexes_ids_and_aliases(tmp_path, hw_data, write_yaml):
