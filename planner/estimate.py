@@ -54,6 +54,7 @@ class Estimate(BaseModel):
     num_gpus: int
     memory: MemoryBreakdown
     performance: Performance
+    parallelism: Parallelism | None = None
     offload: Offload | None = None
     warnings: list[str] = Field(default_factory=list)
 
@@ -159,6 +160,32 @@ def _warnings(d: Deployment, mem: MemoryBreakdown) -> list[str]:
 DEFAULT_HOST = "ddr5-6000-2ch"  # a typical dual-channel DDR5 desktop
 
 
+class Parallelism(BaseModel):
+    """How the GPUs share the model: tensor parallel inside a node, pipeline stages across GPUs or nodes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: str
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    nodes: int
+    gpus_per_node: int
+    launch: str = Field(description="the engine's flags for this layout")
+
+
+def parallelism(d: Deployment) -> Parallelism:
+    if d.engine is Engine.vllm:
+        launch = f"--tensor-parallel-size {d.tp} --pipeline-parallel-size {d.pp}"
+        if d.nodes > 1:
+            launch += " --distributed-executor-backend ray"
+    elif d.engine.reads_gguf:
+        launch = f"--split-mode layer (-sm layer) over {d.num_gpus} GPUs" if d.num_gpus > 1 else "one GPU"
+    else:
+        launch = "device_map='auto' (layers split over GPUs)" if d.num_gpus > 1 else "one device"
+    return Parallelism(mode=d.parallel, tensor_parallel_size=d.tp, pipeline_parallel_size=d.pp, nodes=d.nodes,
+                       gpus_per_node=d.gpus_per_node, launch=launch)
+
+
 class Offload(BaseModel):
     """Where llama.cpp puts the decoder layers: ``-ngl`` counts the GPU layers plus the output layer."""
 
@@ -182,6 +209,7 @@ def estimate(d: Deployment, efficiency: Efficiency | None = None) -> Estimate:
         model=d.model.id, gpu=d.hardware.id, engine=d.engine.value, quant=d.quant.id, kv_dtype=d.kv_dtype.id,
         ctx=d.workload.ctx, batch=d.workload.batch, prompt_tokens=d.workload.prompt_tokens,
         gen_tokens=d.workload.gen_tokens, num_gpus=d.num_gpus, memory=mem, performance=perf, offload=offload,
+        parallelism=parallelism(d) if d.num_gpus > 1 else None,
         warnings=_warnings(d, mem),
     )
 

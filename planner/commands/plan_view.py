@@ -51,6 +51,10 @@ def detail(e: Estimate) -> str:
     if e.offload is not None and e.offload.host_layers:
         lines.append(f"offload: {e.offload.host_layers} layers in host memory ({e.offload.host}), "
                      f"{e.offload.gpu_layers} on the GPU: llama.cpp -ngl {e.offload.ngl}")
+    if e.parallelism is not None:
+        par = e.parallelism
+        lines.append(f"parallelism: {par.mode}, TP {par.tensor_parallel_size} x PP {par.pipeline_parallel_size} "
+                     f"on {par.nodes} node(s) of {par.gpus_per_node} GPUs: {par.launch}")
     p = e.performance
     band = f"{num(p.decode_tok_s_low)}-{num(p.decode_tok_s_high)}"
     perf = [["decode tok/s (per sequence, mean over gen)", f"{num(p.decode_tok_s)} (likely {band})"],
