@@ -26,6 +26,8 @@ def plan_command(
     host: Optional[str] = typer.Option(None, "--host", help="host memory profile for offload (default ddr5-6000-2ch)"),
     calibration: Optional[str] = typer.Option(None, "--calibration", help="calibration file from `planner calibrate`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
+    plot: Optional[str] = typer.Option(None, "--plot", help="write memory and speed against context to FILE.png"),
 ) -> None:
     """Memory (and speed) of MODEL on GPU; one row per quantization unless --quant is given."""
     from planner import render
@@ -41,8 +43,18 @@ def plan_command(
     estimates = plan(model, gpu, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
                      num_gpus=num_gpus, nodes=nodes, parallel=parallel, offload=offload, host=host,
                      efficiency=_efficiency(gpu, engine, calibration))
+    if plot:
+        from planner import plot as plotting
+
+        chosen = estimates[0] if quant else next((e for e in estimates if e.memory.fits), estimates[0])
+        plotting.plan_chart(model, chosen, plot, nodes=nodes, parallel=parallel, host=host,
+                            efficiency=_efficiency(gpu, engine, calibration))
     if as_json:
         print(render.to_json(estimates[0] if quant else estimates))
+    elif markdown:
+        from planner import markdown as md
+
+        print(md.plan(estimates))
     elif quant:
         print(plan_view.detail(estimates[0]))
     else:

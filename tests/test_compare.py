@@ -1,0 +1,106 @@
+"""planner compare: per-device rows, JSON keys, sorting, exit codes, plot and markdown (issue 5)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planner.estimate import plan
+from planner.workload import Workload
+
+ROW_KEYS = {"gpu", "fits", "best_quant", "decode_tok_s", "ttft_s", "max_ctx", "max_concurrency",
+            "num_gpus_needed", "price_per_tok_s"}
+
+
+def test_json_rows_and_keys(cli):
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090,h100-sxm,t4", "--ctx", "8192", "--json")
+    assert res.code == 0
+    rows = json.loads(res.out)["rows"]
+    assert [r["gpu"] for r in rows] == ["h100-sxm", "rtx4090", "t4"]  # --sort tok_s by default
+    for r in rows:
+        assert ROW_KEYS <= set(r)
+        assert r["fits"] and r["num_gpus_needed"] == 1 and r["max_ctx"] >= 8192
+    by = {r["gpu"]: r for r in rows}
+    assert by["rtx4090"]["price_per_tok_s"] == pytest.approx(1599 / by["rtx4090"]["decode_tok_s"])
+    assert by["h100-sxm"]["price_per_tok_s"] is None  # no launch price in the profile
+
+
+def test_row_matches_plan(cli):
+    rows = json.loads(cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--ctx", "8192", "--json").out)
+    r = rows["rows"][0]
+    e = plan("llama3.1-8b", "rtx4090", quant=r["best_quant"], kv_dtype=r["kv_dtype"],
+             workload=Workload(ctx=r["max_ctx"]))[0]
+    assert e.memory.fits
+    assert r["decode_tok_s"] == pytest.approx(e.performance.decode_tok_s, rel=1e-6)
+    assert r["ttft_s"] == pytest.approx(e.performance.ttft_s, rel=1e-6)
+
+
+def test_gpus_needed_for_a_big_model(cli):
+    data = json.loads(cli("compare", "--model", "llama3.1-70b", "--gpus", "rtx4090", "--quant", "q8_0",
+                          "--ctx", "8192", "--json").out)
+    r = data["rows"][0]
+    assert r["fits"] and r["num_gpus_needed"] == 4
+    e = plan("llama3.1-70b", "rtx4090", quant="q8_0", num_gpus=3, workload=Workload(ctx=8192))[0]
+    assert not (e.memory.fits and e.memory.headroom_bytes >= 0.1 * e.memory.device_bytes)
+
+
+def test_exit_1_when_nothing_fits(cli):
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--min-tok-s", "100000")
+    assert res.code == 1 and "min_tok_s" in res.out
+
+
+def test_sort_price_and_memory(cli):
+    gpus = "rtx4090,rtx3090,rtx4060ti-16gb,h100-sxm"
+    price = json.loads(cli("compare", "--model", "llama3.1-8b", "--gpus", gpus, "--sort", "price", "--json").out)
+    values = [r["price_per_tok_s"] for r in price["rows"] if r["price_per_tok_s"] is not None]
+    assert values == sorted(values) and price["rows"][-1]["price_per_tok_s"] is None
+    mem = cli("compare", "--model", "llama3.1-8b", "--gpus", gpus, "--sort", "memory", "--json")
+    assert json.loads(mem.out)["rows"][0]["gpu"] == "h100-sxm"
+    bad = cli("compare", "--model", "llama3.1-8b", "--gpus", gpus, "--sort", "colour")
+    assert bad.code == 2 and len(bad.err_lines) == 1
+
+
+def test_all_devices_and_markdown(cli):
+    res = cli("compare", "--model", "llama3.2-1b", "--all", "--markdown")
+    assert res.code == 0
+    assert res.out.startswith("### `llama3.2-1b` across devices") and "| rtx4090" in res.out
+    assert "ddr5" not in res.out  # host-memory profiles are not devices to buy
+
+
+def test_input_errors(cli):
+    assert cli("compare", "--model", "llama3.1-8b").code == 2
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4099")
+    assert res.code == 2 and res.err_lines == ["error: unknown GPU 'rtx4099'; did you mean: rtx4090, rtx4080?"] \
+        or res.err_lines[0].startswith("error: unknown GPU 'rtx4099'")
+
+
+def test_plot(cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "cmp.png"
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090,t4", "--plot", str(out))
+    assert res.code == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_plot_and_markdown(cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plan.png"
+    res = cli("plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--quant", "q4_k_m", "--plot", str(out))
+    assert res.code == 0 and out.stat().st_size > 10_000
+    md = cli("plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--markdown")
+    assert md.code == 0 and md.out.startswith("### `llama3.1-8b` on rtx4090") and "| q4_k_m" in md.out
+
+
+def test_plot_without_matplotlib(cli, tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--plot", str(tmp_path / "x.png"))
+    assert res.code == 2 and res.err_lines == ["error: --plot needs matplotlib: pip install 'planner[plot]'"]
