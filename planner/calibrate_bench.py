@@ -99,9 +99,10 @@ def observations(suite, hw: HardwareProfile) -> list[Observation]:
 
     out = []
     for run in sorted(suite.runs, key=lambda r: (r.n_layers, r.batch, r.context_tokens)):
-        spec = bench_spec(suite.dims if not hasattr(run, "dims") else run.dims, run.n_layers)
+        spec = bench_spec(run.dims, run.n_layers)
         layout = weight_layout(spec, quant, Engine.torch)
-        base = dict(model=spec, hardware=hw, engine=Engine.torch, quant=quant, kv_dtype=get_kv_dtype(kv), layout=layout)
+        base = {"model": spec, "hardware": hw, "engine": Engine.torch, "quant": quant, "kv_dtype": get_kv_dtype(kv),
+                "layout": layout}
         decode = Deployment(**base, workload=Workload(ctx=run.context_tokens + 1, batch=run.batch,
                                                       prompt_tokens=run.context_tokens, gen_tokens=1))
         out.append(Observation(decode, decode_step_s=run.seconds_per_step,

@@ -7,7 +7,7 @@ and validation errors are compressed to ``field.path: message`` on one line.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,7 +43,7 @@ def read_yaml(path: Path) -> object:
         raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
     try:
         # libyaml's safe loader when present: the same safe subset of YAML, ten times faster.
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -167,12 +167,12 @@ class Catalog:
         return ids[:3]
 
 
-@lru_cache(maxsize=None)
+@cache
 def models() -> Catalog:
     return Catalog(MODEL_SPECS_DIR, ModelSpec, "model")
 
 
-@lru_cache(maxsize=None)
+@cache
 def hardware() -> Catalog:
     return Catalog(HARDWARE_DIR, HardwareProfile, "GPU")
 

@@ -48,8 +48,15 @@ def guarded(fn: Callable) -> Callable:
 
 def _register() -> None:
     # Each command lives in its own module and imports the heavy parts of the library lazily.
-    from planner.commands import (calibrate_cmd, catalog_cmds, check_cmd, compare_cmd, plan_cmd, recommend_cmd,
-                                  validate_cmd)
+    from planner.commands import (
+        calibrate_cmd,
+        catalog_cmds,
+        check_cmd,
+        compare_cmd,
+        plan_cmd,
+        recommend_cmd,
+        validate_cmd,
+    )
 
     for module in (plan_cmd, catalog_cmds, validate_cmd, calibrate_cmd, recommend_cmd, compare_cmd, check_cmd):
         module.register(app)

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner import catalog
+from planner.efficiency import Efficiency
 from planner.errors import InputError, UnknownNameError
 from planner.kvcache import get_kv_dtype
 from planner.layout import WeightLayout
-from planner.efficiency import Efficiency
 from planner.memory import MemoryBreakdown, memory_breakdown
 from planner.performance import Performance, performance
 from planner.quant import Engine, QuantFormat, check_supported, get_quant

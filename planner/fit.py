@@ -65,7 +65,7 @@ def _decode_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[floa
     comm = communication()
     w = d.workload
     k = latency.decode_coefficients(d, unit.model_copy(update={"allreduce_latency_s": allreduce_s}), unit, comm)
-    comm_s = latency._communication_s(d, comm, 1, allreduce_s)
+    comm_s = latency.communication_seconds(d, comm, 1, allreduce_s)
     weights_s = k.fixed_s - comm_s
     mean_kv_s = (latency.decode_seconds_total(k, w.prompt_tokens, w.gen_tokens) / w.gen_tokens) - k.fixed_s
     return weights_s, mean_kv_s, comm_s, d.model.architecture.n_layers
@@ -80,7 +80,7 @@ def _prefill_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[flo
     t, _ = latency.prefill_seconds(d, unit, unit, comm, d.workload.prompt_tokens)
     total = d.workload.prompt_tokens * d.workload.batch
     chunks = -(-total // min(latency.prefill_chunk_tokens(d, total), total))
-    comm_s = latency._communication_s(d, comm, chunks, allreduce_s)
+    comm_s = latency.communication_seconds(d, comm, chunks, allreduce_s)
     return t - comm_s, comm_s
 
 

@@ -93,7 +93,7 @@ def decode_seconds_total(k: DecodeCoefficients, first_context: int, n_steps: int
 
 
 @lru_cache(maxsize=128)
-def _linear_params(spec: ModelSpec) -> tuple[int, int, tuple[int, ...], tuple[int, ...]]:
+def linear_params(spec: ModelSpec) -> tuple[int, int, tuple[int, ...], tuple[int, ...]]:
     """(lm_head params, params of dense linears per layer summed, dense linear params per layer,
     routed-expert params per layer): the matmul weights, embedding table excluded."""
     n = spec.architecture.n_layers
@@ -111,7 +111,7 @@ def _linear_params(spec: ModelSpec) -> tuple[int, int, tuple[int, ...], tuple[in
 
 def active_linear_params_per_token(spec: ModelSpec, layers: range) -> int:
     """Matmul parameters one token multiplies through in ``layers`` (k of E experts)."""
-    _, _, dense, experts = _linear_params(spec)
+    _, _, dense, experts = linear_params(spec)
     frac = spec.moe.n_active_experts / spec.moe.n_experts if spec.moe else 1.0
     return int(sum(dense[i] + experts[i] * frac for i in layers))
 
@@ -128,7 +128,7 @@ def weight_read_bytes(d: Deployment, layers: range, tokens: int) -> float:
                      for i in layers))
 
 
-def _window_applies(d: Deployment) -> bool:
+def window_applies(d: Deployment) -> bool:
     """llama.cpp loads Mistral-7B-v0.1 without its window (LLM_ARCH_LLAMA); others honour windows."""
     a = d.model.architecture
     if a.sliding_window is None:
@@ -139,7 +139,7 @@ def _window_applies(d: Deployment) -> bool:
 def _kv_per_token(d: Deployment, layers: range) -> tuple[int, int]:
     """KV bytes per context token per sequence in ``layers``: (global layers, window layers)."""
     per_layer = kv_bytes_per_token_layer(d.model, d.kv_dtype)
-    windowed = _window_applies(d)
+    windowed = window_applies(d)
     n_window = sum(1 for i in layers if windowed and not is_global_attention_layer(d.model, i))
     return per_layer * (len(layers) - n_window), per_layer * n_window
 
@@ -167,7 +167,7 @@ def _compute_dtype(d: Deployment, hw: HardwareProfile) -> str:
     return "fp32" if hw.kind is DeviceKind.cpu else d.quant.compute_dtype
 
 
-def _communication_s(d: Deployment, comm: Communication, chunks: int = 1, allreduce_s: float | None = None) -> float:
+def communication_seconds(d: Deployment, comm: Communication, chunks: int = 1, allreduce_s: float | None = None) -> float:
     """Tensor parallel: 2 all-reduces per layer (after attention and after the MLP); pipeline or layer
     split: one hop per stage boundary, slower across nodes (physics.md §4.6)."""
     t = 0.0
@@ -189,9 +189,9 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     r = rates(d, eff, host_eff, comm)
     n = spec.architecture.n_layers
     cpu_device = d.hardware.kind is DeviceKind.cpu
-    dev_layers = range(0, n) if cpu_device else range(d.host_layers, n)
-    host_layers = range(0, 0) if cpu_device else range(0, d.host_layers)
-    head_params, _, _, _ = _linear_params(spec)
+    dev_layers = range(n) if cpu_device else range(d.host_layers, n)
+    host_layers = range(0) if cpu_device else range(d.host_layers)
+    head_params, _, _, _ = linear_params(spec)
 
     # Tensor parallel divides weights and heads over ranks that run at once; an MLA latent is replicated.
     tp = d.tp
@@ -202,14 +202,14 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     f_host = 2.0 * active_linear_params_per_token(spec, host_layers) * B
     t_host = roofline_seconds(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)[0] if w_host else 0.0
     fixed = (eff.step_overhead_s + n * eff.layer_overhead_s + t_dev + t_host
-             + _communication_s(d, comm, 1, eff.allreduce_latency_s))
+             + communication_seconds(d, comm, 1, eff.allreduce_latency_s))
 
     kv_share = 1 if spec.mla is not None else tp
     g_dev, win_dev = _kv_per_token(d, dev_layers)
     g_host, win_host = _kv_per_token(d, host_layers)
     g_s = g_dev / kv_share / r.kv_bytes_per_s + g_host / r.host_kv_bytes_per_s
     win_s = win_dev / kv_share / r.kv_bytes_per_s + win_host / r.host_kv_bytes_per_s
-    window = spec.architecture.sliding_window if _window_applies(d) else None
+    window = spec.architecture.sliding_window if window_applies(d) else None
     return DecodeCoefficients(
         fixed_s=fixed, global_s_per_token=g_s, window_s_per_token=win_s, window=window, batch=B, bound=bound,
         weight_read_bytes=int(w_dev * tp + w_host), kv_bytes_per_context_token=g_dev + win_dev + g_host + win_host,
@@ -244,7 +244,7 @@ def attention_pair_flops(spec: ModelSpec) -> int:
 def _attention_layer_counts(d: Deployment) -> tuple[int, int, int | None]:
     """(global layers, windowed layers, window) as the engine runs them."""
     spec = d.model
-    window = spec.architecture.sliding_window if _window_applies(d) else None
+    window = spec.architecture.sliding_window if window_applies(d) else None
     n = spec.architecture.n_layers
     n_window = sum(1 for i in range(n) if window and not is_global_attention_layer(spec, i))
     return n - n_window, n_window, window
@@ -315,7 +315,7 @@ class PrefillCoefficients:
             else:
                 t += max(flops * self.host_layer_share / r.host_flops_per_s, chunks * w_host / r.host_weight_bytes_per_s)
         t += self.allreduce_bytes_per_token * total
-        t += _communication_s(self.deployment, self.comm, chunks, self.allreduce_s)
+        t += communication_seconds(self.deployment, self.comm, chunks, self.allreduce_s)
         return self.overhead_s + t, ("compute" if compute_s > memory_s else "memory")
 
 
@@ -328,8 +328,8 @@ def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, c
     n = spec.architecture.n_layers
     B = batch or d.workload.batch
     cpu_device = d.hardware.kind is DeviceKind.cpu
-    host_layers = range(0, 0) if cpu_device else range(0, d.host_layers)
-    dev_layers = range(0, n) if cpu_device else range(d.host_layers, n)
+    host_layers = range(0) if cpu_device else range(d.host_layers)
+    dev_layers = range(n) if cpu_device else range(d.host_layers, n)
     wl = d.layout
     experts = bool(wl.layer_expert_bytes) and spec.moe is not None
 
@@ -341,7 +341,7 @@ def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, c
     dense_dev, exp_dev = split(dev_layers)
     dense_host, exp_host = split(host_layers)
     n_global, n_window, window = _attention_layer_counts(d)
-    head_params, _, _, _ = _linear_params(spec)
+    head_params, _, _, _ = linear_params(spec)
     engine_chunk = prefill_chunk_tokens(d, 0) if d.engine.reads_gguf or d.engine is Engine.vllm else None
     allreduce = 0.0
     if d.tp > 1:

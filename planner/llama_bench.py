@@ -92,12 +92,11 @@ def quant_of(model_type: str) -> str:
 
 def model_of(result: BenchResult) -> str:
     """The catalog model whose parameter count equals llama-bench's model_n_params (within 0.1%)."""
-    best = None
-    for spec in catalog.models().items.values():
-        if abs(spec.published.total_params - result.model_n_params) <= 0.001 * result.model_n_params:
-            if best is None or abs(spec.published.total_params - result.model_n_params) < abs(
-                    best.published.total_params - result.model_n_params):
-                best = spec
+    def gap(spec) -> int:
+        return abs(spec.published.total_params - result.model_n_params)
+
+    close = [s for s in catalog.models().items.values() if gap(s) <= 0.001 * result.model_n_params]
+    best = min(close, key=gap, default=None)
     if best is None:
         raise InputError(f"no catalog model has {result.model_n_params:,} parameters ({result.model_type}); "
                          "name it with --model")

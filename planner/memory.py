@@ -82,7 +82,7 @@ def _llama_cpp(d: Deployment) -> MemoryBreakdown:
     on_cpu_device = d.hardware.kind is DeviceKind.cpu
     full_cells, swa_cells = eng.llama_cpp_cells(spec, w.ctx, w.batch)
     kv_dev = kv_cache_bytes(spec, d.kv_dtype, full_cells, swa_cells, range(h, n))
-    kv_host = kv_cache_bytes(spec, d.kv_dtype, full_cells, swa_cells, range(0, h))
+    kv_host = kv_cache_bytes(spec, d.kv_dtype, full_cells, swa_cells, range(h))
     dev_w = sum(wl.layer_bytes[h:]) + wl.output_bytes + wl.other_bytes
     host_w = wl.token_embd_bytes + sum(wl.layer_bytes[:h])
     compute = eng.llama_cpp_compute_buffer_bytes(spec, w.ctx, w.batch)

@@ -12,7 +12,6 @@ from planner.schema import DeviceKind
 from planner.workload import Deployment
 
 
-
 class Performance(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

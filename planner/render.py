@@ -11,11 +11,11 @@ from tabulate import tabulate
 from planner.units import GIB, MIB
 
 
-def gib(n: int | float | None) -> str:
+def gib(n: float | None) -> str:
     return "-" if n is None else f"{n / GIB:.2f}"
 
 
-def mib(n: int | float | None) -> str:
+def mib(n: float | None) -> str:
     return "-" if n is None else f"{n / MIB:,.1f}"
 
 

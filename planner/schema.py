@@ -240,6 +240,7 @@ class HardwareProfile(Strict):
 
 __all__ = [
     "GIB",
+    "MLA",
     "Architecture",
     "Compute",
     "DeviceKind",
@@ -247,10 +248,9 @@ __all__ = [
     "HardwareProfile",
     "HostLink",
     "Interconnect",
-    "MLA",
     "Memory",
-    "ModelSpec",
     "MoE",
+    "ModelSpec",
     "Price",
     "Published",
     "Sourced",

@@ -103,16 +103,16 @@ class Group:
         experts = list(wl.layer_expert_bytes) if self.moe_read else [0] * n
         self.expert_prefix = _prefix(experts)
         self.dense_prefix = _prefix([b - e for b, e in zip(wl.layer_bytes, experts)])
-        head, _, dense_p, expert_p = latency._linear_params(spec)
+        head, _, dense_p, expert_p = latency.linear_params(spec)
         self.head_params = head
         frac = spec.moe.n_active_experts / spec.moe.n_experts if spec.moe else 1.0
         self.active_prefix = _prefix([dense_p[i] + expert_p[i] * frac for i in range(n)], np.float64)
-        window_applies = latency._window_applies(d)
+        window_applies = latency.window_applies(d)
         self.decode_window = spec.architecture.sliding_window if window_applies else None
         self.windowed_prefix = _prefix([int(window_applies and not g) for g in glob])
         allreduce_s = getattr(self.eff, "allreduce_latency_s", None)
-        base = latency._communication_s(d, self.comm, 0, allreduce_s)
-        self.comm_per_chunk = latency._communication_s(d, self.comm, 1, allreduce_s) - base
+        base = latency.communication_seconds(d, self.comm, 0, allreduce_s)
+        self.comm_per_chunk = latency.communication_seconds(d, self.comm, 1, allreduce_s) - base
         self.comm_base = base
         self.attn_flops = latency.prefill_attention_flops(d, self.P) if self.P > 0 else 0.0
         # Additive terms (per-step and per-layer overheads, pipeline hops) are taken from the scalar

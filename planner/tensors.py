@@ -12,8 +12,8 @@ total in tests/test_shipped_specs.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from enum import Enum
+from functools import lru_cache
 
 from planner.schema import Family, ModelSpec
 

@@ -17,10 +17,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner.efficiency import default_efficiency, device_family  # noqa: E402
-from planner.estimate import get_engine  # noqa: E402
-from planner.fit import fit, prediction_errors  # noqa: E402
-from planner.validation import DEFAULT_DATA, observation, read_measurements  # noqa: E402
+from planner.efficiency import default_efficiency, device_family
+from planner.estimate import get_engine
+from planner.fit import fit, prediction_errors
+from planner.validation import DEFAULT_DATA, observation, read_measurements
 
 
 def observations(path=DEFAULT_DATA):
@@ -54,13 +54,13 @@ def main() -> None:
                 by[o.deployment.model.id].append(o)
             key = "model"
         cv_dec, cv_pre = [], []
-        for held, rows in by.items():
+        for rows in by.values():
             train = [o for o in obs if o not in rows]
             if not train:
                 continue
             try:
                 eff = fit(train, base, "cv").efficiency
-            except Exception:  # a fold without the row kinds needed
+            except InputError:  # a fold without the row kinds needed
                 continue
             dec, pre = prediction_errors(rows, eff)
             cv_dec += dec

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -61,12 +60,12 @@ def _fit_measurements(obs: list, key: str, engine: str, device_name: str, source
 def calibrate_command(
     device: str = typer.Option("auto", "--device", help="auto, cuda, mps or cpu"),
     quick: bool = typer.Option(False, "--quick", help="a short run (under 2 minutes on a 2-core CPU)"),
-    model: Optional[str] = typer.Option(None, "--model", help="catalog model whose layer shape to benchmark"),
-    out: Optional[str] = typer.Option(None, "--out", help="calibration file to write (default: the user cache)"),
+    model: str | None = typer.Option(None, "--model", help="catalog model whose layer shape to benchmark"),
+    out: str | None = typer.Option(None, "--out", help="calibration file to write (default: the user cache)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    from_llama_bench: Optional[str] = typer.Option(None, "--from-llama-bench", help="llama-bench -o json/jsonl output"),
-    from_csv: Optional[str] = typer.Option(None, "--from-csv", help="measurements CSV in the `validate` format"),
-    gpu: Optional[str] = typer.Option(None, "--gpu", help="device of the measurements (default: from the file)"),
+    from_llama_bench: str | None = typer.Option(None, "--from-llama-bench", help="llama-bench -o json/jsonl output"),
+    from_csv: str | None = typer.Option(None, "--from-csv", help="measurements CSV in the `validate` format"),
+    gpu: str | None = typer.Option(None, "--gpu", help="device of the measurements (default: from the file)"),
 ) -> None:
     """Measure this device with the built-in torch decode benchmark (or fit to llama-bench / CSV
     measurements) and save the fitted efficiencies; `plan` then uses them for this device."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from planner.cli import EXIT_FAIL, EXIT_OK, guarded
@@ -14,28 +12,27 @@ def plan_command(
     gpu: str = typer.Option(..., "--gpu", "-g", help="hardware id or alias, or a hardware YAML"),
     ctx: int = typer.Option(4096, "--ctx", min=1, help="context length per sequence (tokens)"),
     batch: int = typer.Option(1, "--batch", min=1, help="sequences decoded together"),
-    quant: Optional[str] = typer.Option(None, "--quant", "-q", help="weight format; omit to list every format"),
+    quant: str | None = typer.Option(None, "--quant", "-q", help="weight format; omit to list every format"),
     kv_dtype: str = typer.Option("f16", "--kv-dtype", help="KV-cache dtype: f16, bf16, f32, q8_0, q4_0, fp8"),
     engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm or torch"),
     prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
     gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
     num_gpus: int = typer.Option(1, "--num-gpus", min=1, help="GPUs in all (per node times nodes)"),
-    parallel: Optional[str] = typer.Option(None, "--parallel", help="tp, pp or layer (default: tp for vllm, else layer)"),
+    parallel: str | None = typer.Option(None, "--parallel", help="tp, pp or layer (default: tp for vllm, else layer)"),
     nodes: int = typer.Option(1, "--nodes", min=1, help="nodes the GPUs are spread over (TP inside, PP across)"),
     offload: str = typer.Option("none", "--offload", help="llama.cpp layers in host memory: none, auto or N"),
-    host: Optional[str] = typer.Option(None, "--host", help="host memory profile for offload (default ddr5-6000-2ch)"),
-    calibration: Optional[str] = typer.Option(None, "--calibration", help="calibration file from `planner calibrate`"),
+    host: str | None = typer.Option(None, "--host", help="host memory profile for offload (default ddr5-6000-2ch)"),
+    calibration: str | None = typer.Option(None, "--calibration", help="calibration file from `planner calibrate`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
-    plot: Optional[str] = typer.Option(None, "--plot", help="write memory and speed against context to FILE.png"),
+    plot: str | None = typer.Option(None, "--plot", help="write memory and speed against context to FILE.png"),
 ) -> None:
     """Memory (and speed) of MODEL on GPU; one row per quantization unless --quant is given."""
     from planner import render
     from planner.commands import plan_view
+    from planner.errors import InputError
     from planner.estimate import plan
     from planner.workload import Workload
-
-    from planner.errors import InputError
 
     if parallel is not None and parallel not in ("tp", "pp", "layer"):
         raise InputError(f"--parallel takes tp, pp or layer, not '{parallel}'")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from planner.cli import guarded
 
 
 def validate_command(
-    data: Optional[str] = typer.Option(None, "--data", help="measurements CSV (default: validation/measurements.csv)"),
+    data: str | None = typer.Option(None, "--data", help="measurements CSV (default: validation/measurements.csv)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     rows: bool = typer.Option(True, "--rows/--summary-only", help="print every row, or only the summary"),
 ) -> None:
