@@ -62,7 +62,10 @@ def read_llama_bench(path: Path | str) -> list[BenchResult]:
             items, lines = [], []
             for i, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
-                    items.append(json.loads(line))
+                    try:
+                        items.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", i, exc.colno) from None
                     lines.append(i)
     except json.JSONDecodeError as exc:
         raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
