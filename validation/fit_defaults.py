@@ -32,6 +32,18 @@ def observations(path=DEFAULT_DATA):
     return groups
 
 
+def rule_of_thumb(path=DEFAULT_DATA) -> float:
+    """The popular estimate tok/s = 0.55 × bandwidth / file size (tensor parallel: bandwidth × GPUs)."""
+    errs = []
+    for m in read_measurements(path):
+        if not m.decode_tok_s:
+            continue
+        d = observation(m).deployment
+        bandwidth = d.hardware.bandwidth_bytes_per_s * d.tp
+        errs.append(100.0 * (0.55 * bandwidth / d.layout.file_bytes - m.decode_tok_s) / m.decode_tok_s)
+    return median_abs(errs)
+
+
 def median_abs(errs):
     return float(np.median(np.abs(errs))) if len(errs) else float("nan")
 
@@ -78,6 +90,7 @@ def main() -> None:
         print(f"    prefill_overhead_s: {e.prefill_overhead_s:.5f}")
         if e.allreduce_latency_s is not None:
             print(f"    allreduce_latency_s: {e.allreduce_latency_s:.7f}")
+    print(f"# rule of thumb tok/s = 0.55 x bandwidth / model size: median |err| {rule_of_thumb():.1f}% on the decode rows")
     ratios = 1.0 + np.array(all_cv_dec) / 100.0
     low, high = np.percentile(ratios, [10, 90])
     print(f"# decode error band (held-out measured/predicted, p10..p90 over {len(ratios)} rows): "
