@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.quant import Engine, QuantFormat
-from planner.schema import DeviceKind, HardwareProfile, Vendor
+from planner.schema import HardwareProfile
 
 DATA_FILE = Path(__file__).parent / "data" / "efficiency.yaml"
 
@@ -63,11 +63,7 @@ def _family_value(table: dict[str, float], family: str) -> float:
 
 
 def device_family(hw: HardwareProfile) -> str:
-    if hw.kind is DeviceKind.cpu:
-        return "cpu"
-    if hw.vendor is Vendor.apple:
-        return "apple"
-    return "amd" if hw.vendor is Vendor.amd else "nvidia"
+    return hw.family
 
 
 @lru_cache(maxsize=1)

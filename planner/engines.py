@@ -7,7 +7,7 @@ Pure functions; every constant names the engine source or measurement it comes f
 from __future__ import annotations
 
 from planner.quant import Engine
-from planner.schema import DeviceKind, Family, HardwareProfile, ModelSpec, Vendor
+from planner.schema import Family, HardwareProfile, ModelSpec
 from planner.units import GIB, MIB, ceil_div, pad_to_multiple
 
 # llama.cpp -------------------------------------------------------------------------------------
@@ -41,11 +41,8 @@ VLLM_NCCL_BYTES = int(0.75 * GIB)
 
 
 def backend(hw: HardwareProfile) -> str:
-    if hw.kind is DeviceKind.cpu:
-        return "cpu"
-    if hw.vendor is Vendor.apple:
-        return "metal"
-    return "rocm" if hw.vendor is Vendor.amd else "cuda"
+    """The compute backend engines use on this device family."""
+    return {"cpu": "cpu", "apple": "metal", "amd": "rocm", "nvidia": "cuda"}[hw.family]
 
 
 def runtime_context_bytes(hw: HardwareProfile, engine: Engine) -> int:

@@ -222,6 +222,13 @@ class HardwareProfile(Strict):
         return gib_to_bytes(self.memory.capacity_gib)
 
     @property
+    def family(self) -> str:
+        """Device family for engine defaults: nvidia, amd, apple or cpu."""
+        if self.kind is DeviceKind.cpu:
+            return "cpu"
+        return self.vendor.value if self.vendor in (Vendor.apple, Vendor.amd) else "nvidia"
+
+    @property
     def bandwidth_bytes_per_s(self) -> float:
         return gb_per_s_to_bytes_per_s(self.memory.bandwidth_gb_per_s)
 
