@@ -129,7 +129,9 @@ def _vllm(d: Deployment) -> MemoryBreakdown:
     per_gpu = (weights + kv) // d.num_gpus + per_gpu_over
     budget = usable_device_bytes(d.hardware, d.engine) * d.num_gpus
     pool = budget - weights - sum(overhead.values())
-    per_token_all_ranks = max(1, kv_per_seq // max(1, full_cells))
+    # Pool capacity in tokens as vLLM logs it ("GPU KV cache size: N tokens"): bytes of one token in every
+    # layer; sliding-window layers need fewer, so long sequences of SWA models fit somewhat more.
+    per_token_all_ranks = max(1, kv_cache_bytes(spec, d.kv_dtype, 1, 1, n_kv_heads=heads) * ranks_factor)
     context_fits = eng.runtime_context_bytes(d.hardware, d.engine) <= d.hardware.memory_bytes - \
         usable_device_bytes(d.hardware, d.engine)
     return _result(d, device_w=weights, host_w=0, kv=kv, host_kv=0, overhead=overhead, per_gpu=per_gpu,
