@@ -16,7 +16,7 @@ import numpy as np
 from planner import catalog
 from planner.calibration import LOCAL, Calibration
 from planner.efficiency import default_efficiency
-from planner.fit import Observation, fit, prediction_errors
+from planner.fit import Observation, error_band, fit, prediction_errors
 from planner.quant import QUANTS, Engine
 from planner.schema import HardwareProfile, ModelSpec
 from planner.weights import weight_layout
@@ -138,8 +138,7 @@ def calibrate_with_benchmark(device: str = "auto", quick: bool = False, model: s
                  layer_overhead=False)
     held_dec, held_pre = prediction_errors(held, result.efficiency)
     held_errs = [abs(e) for e in held_dec + held_pre]
-    ratios = [1 + e / 100 for e in (held_dec or result.decode_errors_pct)]
-    band = (float(np.percentile(ratios, 10)), float(np.percentile(ratios, 90))) if ratios else None
+    band = error_band(held_dec or result.decode_errors_pct)
     eff = result.efficiency.model_copy(update={"error_band": band})
     cal = Calibration(
         device_key=key, device_name=suite.device_name, engine=Engine.torch.value, hardware=stored,

@@ -78,13 +78,17 @@ def resolve_model(name: str) -> ResolvedModel:
     return ResolvedModel(spec=catalog.load_model(name))
 
 
-def resolve_hardware(gpu: str) -> HardwareProfile:
-    """A catalog id, alias or YAML path; ``local``: the detected NVIDIA GPU's profile, else the device of
-    the newest local calibration (a CPU measured by `planner calibrate`)."""
+def resolve_hardware(gpu: str, calibration: str | None = None) -> HardwareProfile:
+    """A catalog id, alias or YAML path; ``local``: the device a given calibration file was measured on,
+    else the detected NVIDIA GPU's profile, else the device of the newest local calibration."""
     if gpu.strip().lower() != "local":
         return catalog.load_hardware(gpu)
-    from planner.calibration import local_hardware
+    from planner.calibration import load, local_hardware
     from planner.detect import detect_gpus, match_profile
+
+    if calibration:
+        cal = load(calibration)
+        return cal.hardware if cal.hardware is not None else catalog.load_hardware(cal.device_key)
 
     detected = detect_gpus()
     if detected.gpus:
@@ -259,6 +263,7 @@ def plan(
     offload: str | int | None = "none",
     host: str | None = None,
     efficiency: Efficiency | None = None,
+    calibration: str | None = None,
 ) -> list[Estimate]:
     """Estimates for one quant, or for every quant the engine runs when ``quant`` is None.
 
@@ -268,7 +273,7 @@ def plan(
 
     eng = get_engine(engine)
     resolved = resolve_model(model)
-    hw = resolve_hardware(gpu)
+    hw = resolve_hardware(gpu, calibration)
     host_hw = catalog.load_hardware(host or DEFAULT_HOST)
     mode = parse_offload(offload)
     if mode != "none" and not eng.reads_gguf:

@@ -71,8 +71,9 @@ def _decode_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[floa
     return weights_s, mean_kv_s, comm_s, d.model.architecture.n_layers
 
 
-def _prefill_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[float, float]:
-    """Unit-efficiency compute seconds of the prefill and its communication seconds."""
+def _prefill_terms(d: Deployment, allreduce_s: float | None = None, layer_s: float = 0.0) -> tuple[float, float]:
+    """Unit-efficiency compute seconds of the prefill, and its known seconds: communication plus the
+    per-layer launch overhead of every forward pass (fitted on the decode steps)."""
     unit = Efficiency(weight_bandwidth={"float": 1.0}, kv_bandwidth=1.0, compute={"float": 1.0},
                       step_overhead_s=0.0, prefill_overhead_s=0.0, source="unit")
     comm = communication()
@@ -81,7 +82,7 @@ def _prefill_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[flo
     total = d.workload.prompt_tokens * d.workload.batch
     chunks = -(-total // min(latency.prefill_chunk_tokens(d, total), total))
     comm_s = latency.communication_seconds(d, comm, chunks, allreduce_s)
-    return t - comm_s, comm_s
+    return t - comm_s, comm_s + chunks * d.model.architecture.n_layers * layer_s
 
 
 @dataclass(frozen=True)
@@ -145,10 +146,10 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
         families = sorted({o.deployment.quant.family for o in pre})
         rows, rhs = [], []
         for o in pre:
-            f_s, comm_s = _prefill_terms(o.deployment, allreduce_s)
+            f_s, known_s = _prefill_terms(o.deployment, allreduce_s, layer_s)
             fam = o.deployment.quant.family
             rows.append(np.array([1.0] + [f_s if f == fam else 0.0 for f in families]) / o.prefill_s)
-            rhs.append((o.prefill_s - comm_s - f_s) / o.prefill_s)
+            rhs.append((o.prefill_s - known_s - f_s) / o.prefill_s)
         x = nnls(np.array(rows), np.array(rhs))
         prefill_s = float(x[0])
         for i, f in enumerate(families, start=1):
@@ -195,7 +196,8 @@ def _fit_decode_compute(batched: list[Observation], single: list[Observation], e
 
 
 def prediction_errors(observations: list[Observation], eff: Efficiency) -> tuple[list[float], list[float]]:
-    """Signed % errors of predicted vs measured decode step and prefill times (as speeds)."""
+    """Signed % errors of predicted vs measured speed: 100 × (predicted / measured − 1), for decode and
+    prefill (computed from times: measured time / predicted time)."""
     from planner.performance import host_efficiency
 
     comm = communication()
@@ -216,3 +218,22 @@ def fit(observations: list[Observation], base: Efficiency, source: str, layer_ov
     eff = fit_efficiency(observations, base, source, layer_overhead)
     dec, pre = prediction_errors(observations, eff)
     return FitResult(efficiency=eff, decode_errors_pct=dec, prefill_errors_pct=pre)
+
+
+MIN_BAND_ROWS = 5
+
+
+def error_band(decode_errors_pct: list[float]) -> tuple[float, float] | None:
+    """(low, high) multipliers that bracket the true decode speed around a prediction: the 10th and 90th
+    percentile of measured / predicted speed. ``prediction_errors`` gives predicted/measured − 1 (in %),
+    so the ratio is inverted here. Fewer than MIN_BAND_ROWS rows say too little for percentiles: then
+    the band is the defaults' band widened to cover every row seen."""
+    from planner.efficiency import decode_error_band
+
+    if not decode_errors_pct:
+        return None
+    ratios = [1.0 / (1.0 + e / 100.0) for e in decode_errors_pct]
+    if len(ratios) < MIN_BAND_ROWS:
+        low, high = decode_error_band()
+        return min(low, *ratios), max(high, *ratios)
+    return float(np.percentile(ratios, 10)), float(np.percentile(ratios, 90))

@@ -280,6 +280,7 @@ class PrefillCoefficients:
     allreduce_bytes_per_token: float
     rates: Rates
     overhead_s: float
+    layer_overhead_s: float  # per layer per forward pass (chunk)
     comm: Communication
     deployment: Deployment
     allreduce_s: float | None
@@ -316,6 +317,7 @@ class PrefillCoefficients:
                 t += max(flops * self.host_layer_share / r.host_flops_per_s, chunks * w_host / r.host_weight_bytes_per_s)
         t += self.allreduce_bytes_per_token * total
         t += communication_seconds(self.deployment, self.comm, chunks, self.allreduce_s)
+        t += chunks * self.layer_overhead_s
         return self.overhead_s + t, ("compute" if compute_s > memory_s else "memory")
 
 
@@ -357,7 +359,8 @@ def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, c
         expert_fraction=spec.moe.n_active_experts / spec.moe.n_experts if experts else 0.0,
         host_dense_bytes=dense_host, host_expert_bytes=exp_host,
         host_layer_share=len(host_layers) / n, tp=d.tp, allreduce_bytes_per_token=allreduce,
-        rates=rates(d, eff, host_eff, comm), overhead_s=eff.prefill_overhead_s, comm=comm, deployment=d,
+        rates=rates(d, eff, host_eff, comm), overhead_s=eff.prefill_overhead_s,
+        layer_overhead_s=n * eff.layer_overhead_s, comm=comm, deployment=d,
         allreduce_s=eff.allreduce_latency_s,
     )
 

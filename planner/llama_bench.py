@@ -40,7 +40,7 @@ class BenchResult(BaseModel):
     n_depth: int = Field(default=0, ge=0, le=10_000_000)
     n_gpu_layers: int = 99
     type_k: str = "f16"
-    avg_ts: float = Field(gt=0)
+    avg_ts: float = Field(gt=0, allow_inf_nan=False)
 
 
 def read_llama_bench(path: Path | str) -> list[BenchResult]:

@@ -95,8 +95,10 @@ def _llama_cpp(d: Deployment) -> MemoryBreakdown:
     if on_cpu_device:  # the device *is* host memory: everything lands in it
         dev_w, host_w, kv_dev, kv_host = dev_w + host_w, 0, kv_dev + kv_host, 0
     per_gpu = (dev_w + kv_dev) // d.num_gpus + sum(overhead.values()) // d.num_gpus
+    # With offload the host must hold the layers and KV kept there (issue 3: "host memory must hold the rest").
+    host_ok = not (h and d.host is not None and host_w + kv_host > d.host.memory_bytes)
     return _result(d, device_w=dev_w, host_w=host_w, kv=kv_dev, host_kv=kv_host, overhead=overhead,
-                   per_gpu=per_gpu)
+                   per_gpu=per_gpu, extra_ok=host_ok)
 
 
 def _tp_kv_heads(d: Deployment) -> int:

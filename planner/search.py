@@ -166,6 +166,8 @@ class Group:
         per_gpu = (dev_w + kv_dev) // G + overhead // G
         total = dev_w + kv_dev + overhead
         fits = (total <= self.usable * G) & (per_gpu <= self.usable)
+        if d.host is not None and not self.cpu:  # memory._llama_cpp: offloaded layers must fit host RAM
+            fits = fits & ~((h > 0) & (host_w + kv_host > d.host.memory_bytes))
         return fits, total, per_gpu, dev_w + 0 * total, kv_dev, overhead, host_w + kv_host
 
     def _memory_vllm(self, kvs, h, C, B):
@@ -310,6 +312,7 @@ class Group:
             link = ic.bandwidth_gb_per_s * 1e9 if ic else 25e9
             ar = 2 * n * total * d.model.architecture.hidden_size * 2 * 2 * (tp - 1) / tp
             t = t + ar / max(link, 1e9)
+        t = t + chunks * n * self.eff.layer_overhead_s  # latency.PrefillCoefficients: per pass, per layer
         return t + (self.comm_per_chunk * chunks + self.comm_base) + self.prefill_const
 
     # ------------------------------------------------------------------ all together

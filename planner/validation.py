@@ -33,8 +33,8 @@ class Measurement(BaseModel):
     batch: int = Field(ge=1, le=100_000)
     prompt_tokens: int = Field(ge=0, le=10_000_000)
     gen_tokens: int = Field(ge=0, le=10_000_000)
-    decode_tok_s: float | None = Field(default=None, gt=0)
-    prefill_tok_s: float | None = Field(default=None, gt=0)
+    decode_tok_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    prefill_tok_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     source: str = ""
 
 
@@ -67,12 +67,17 @@ class ValidationReport(BaseModel):
 
 def read_measurements(path: Path | str) -> list[Measurement]:
     """Parse the CSV; a malformed file is one InputError naming the file and line."""
+    return [m for _, m in read_measurements_with_lines(path)]
+
+
+def read_measurements_with_lines(path: Path | str) -> list[tuple[int, Measurement]]:
+    """(file line, measurement) for every row; a spreadsheet's UTF-8 byte-order mark is accepted."""
     path = Path(path)
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
-    out: list[Measurement] = []
+    out: list[tuple[int, Measurement]] = []
     with handle:
         try:
             reader = csv.DictReader(handle)
@@ -92,7 +97,7 @@ def read_measurements(path: Path | str) -> list[Measurement]:
                     raise SpecFileError(str(path), f"{field}: {first['msg']}", reader.line_num) from None
                 if m.decode_tok_s is None and m.prefill_tok_s is None:
                     raise SpecFileError(str(path), "row has neither decode_tok_s nor prefill_tok_s", reader.line_num)
-                out.append(m)
+                out.append((reader.line_num, m))
         except (csv.Error, UnicodeDecodeError) as exc:
             raise SpecFileError(str(path), f"malformed CSV: {exc}") from None
     return out
@@ -152,7 +157,7 @@ def summarize(rows: list[ValidationRow]) -> list[ErrorSummary]:
 
 def validate(path: Path | str = DEFAULT_DATA, efficiency=None) -> ValidationReport:
     rows = []
-    for i, m in enumerate(read_measurements(path), start=2):
+    for i, m in read_measurements_with_lines(path):
         try:
             rows.append(predict(m, efficiency))
         except InputError as exc:

@@ -198,8 +198,6 @@ def test_gpu_local_without_a_calibration_says_what_to_do(cli, cache, monkeypatch
     assert result.err_lines == ["error: no local calibration found; run `planner calibrate` first (or name a --gpu)"]
 
 
-@pytest.mark.xfail(strict=True, reason="plan --gpu local --calibration FILE ignores the hardware stored in FILE and "
-                   "looks only in the cache: 'no local calibration found' although FILE is a local calibration")
 def test_gpu_local_with_a_calibration_file_outside_the_cache(cli, cache, tmp_path):
     from planner.schema import HardwareProfile
 
@@ -349,9 +347,6 @@ def test_calibrate_with_both_sources_exits_2(cli, cache, tmp_path):
     assert result.err_lines == ["error: give --from-llama-bench or --from-csv, not both"]
 
 
-@pytest.mark.xfail(strict=True, reason="the error band is applied upside down: prediction_errors gives predicted/"
-                   "measured speed ratios, and performance multiplies the prediction by them, so held-out runs "
-                   "measured 2x slower than predicted put the 'likely' band at 2x the prediction")
 def test_error_band_brackets_the_held_out_measurements(cli, cache, tmp_path):
     # Rows 1-2 are fitted; row 3 (every third row is held out) repeats row 1's configuration at half the speed.
     path = write(tmp_path, CSV_HEADER

@@ -185,8 +185,6 @@ def test_missing_file_is_an_input_error(cli, tmp_path):
     assert len(result.err_lines) == 1 and str(tmp_path / "nope.csv") in result.err
 
 
-@pytest.mark.xfail(strict=True, reason="validate() numbers rows, not lines: csv.DictReader skips the blank line, "
-                   "so the unknown model on line 4 is reported as line 3")
 def test_error_line_counts_blank_lines(cli, tmp_path):
     path = write_csv(tmp_path, HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n\n"
                      + "llama.cpp,llama3-9b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n")
@@ -195,8 +193,6 @@ def test_error_line_counts_blank_lines(cli, tmp_path):
     assert result.err_lines[0].startswith(f"error: {path}:4: unknown model 'llama3-9b'")
 
 
-@pytest.mark.xfail(strict=True, reason="Measurement's Field(gt=0) lets 'inf' through: the row is accepted and "
-                   "its error is nan, which turns the summary's median and p90 into nan%")
 def test_infinite_speed_is_rejected(cli, tmp_path):
     path = write_csv(tmp_path, HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,inf,,https://x\n")
     result = cli("validate", "--data", str(path))

@@ -1,6 +1,7 @@
 """Fit the default efficiencies (planner/data/efficiency.yaml) to the published measurements.
 
     python validation/fit_defaults.py            # fit per engine x device family, print YAML and errors
+    python validation/fit_defaults.py --write    # ... and write the fitted values into efficiency.yaml
 
 For each group it prints the in-sample error and the leave-one-source-out error (each source's rows
 predicted by a fit to the other sources; leave-one-model-out where a group has one source), which is
@@ -9,6 +10,7 @@ the honest figure for a device or build the defaults were not fitted to.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -18,8 +20,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planner.efficiency import default_efficiency, device_family
+from planner.errors import InputError
 from planner.estimate import get_engine
-from planner.fit import fit, prediction_errors
+from planner.fit import error_band, fit, prediction_errors
 from planner.validation import DEFAULT_DATA, observation, read_measurements
 
 
@@ -48,7 +51,42 @@ def median_abs(errs):
     return float(np.median(np.abs(errs))) if len(errs) else float("nan")
 
 
+EFFICIENCY_YAML = Path(__file__).resolve().parent.parent / "planner" / "data" / "efficiency.yaml"
+
+
+def yaml_block(e) -> str:
+    lines = [
+        f"    weight_bandwidth: {{{', '.join(f'{k}: {v:.3f}' for k, v in e.weight_bandwidth.items())}}}",
+        f"    kv_bandwidth: {e.kv_bandwidth:.3f}",
+        f"    compute: {{{', '.join(f'{k}: {v:.3f}' for k, v in e.compute.items())}}}",
+        f"    step_overhead_s: {e.step_overhead_s:.6f}",
+        f"    layer_overhead_s: {e.layer_overhead_s:.7f}",
+        f"    prefill_overhead_s: {e.prefill_overhead_s:.5f}",
+    ]
+    if e.allreduce_latency_s is not None:
+        lines.append(f"    allreduce_latency_s: {e.allreduce_latency_s:.7f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_yaml(fitted: dict, band: tuple[float, float]) -> None:
+    """Replace each fitted group's numbers and its 'Values fitted by' note; keep the cited text."""
+    text = EFFICIENCY_YAML.read_text(encoding="utf-8")
+    for (engine, family), (e, note) in fitted.items():
+        block = re.compile(rf"(^{re.escape(engine)}:\n(?:  .*\n|\n)*?  {family}:\n)((?:    (?!source).*\n)+)"
+                           rf"(    source: >-\n)((?:      .*\n)+)", re.M)
+        m = block.search(text)
+        if m is None:
+            raise SystemExit(f"no {engine}/{family} block in {EFFICIENCY_YAML}")
+        cited = m.group(4).split("      Values fitted by")[0]
+        text = text[:m.start()] + m.group(1) + yaml_block(e) + m.group(3) + cited + note + text[m.end():]
+    text = re.sub(r"(decode_error_band:\n  low: )[0-9.]+(\n  high: )[0-9.]+",
+                  rf"\g<1>{band[0]:.2f}\g<2>{band[1]:.2f}", text)
+    EFFICIENCY_YAML.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
+    write = "--write" in sys.argv[1:]
+    fitted: dict = {}
     all_cv_dec: list[float] = []
     for (engine, family), obs in sorted(observations().items()):
         base = default_efficiency(get_engine(engine), obs[0].deployment.hardware)
@@ -79,22 +117,21 @@ def main() -> None:
             cv_pre += pre
         all_cv_dec += cv_dec
         e = result.efficiency
-        print(f"# {engine}/{family}: {len(obs)} rows; in-sample median |err| decode "
-              f"{median_abs(result.decode_errors_pct):.1f}% prefill {median_abs(result.prefill_errors_pct):.1f}%; "
-              f"leave-one-{key}-out decode {median_abs(cv_dec):.1f}% prefill {median_abs(cv_pre):.1f}%")
-        print(f"    weight_bandwidth: {{{', '.join(f'{k}: {v:.3f}' for k, v in e.weight_bandwidth.items())}}}")
-        print(f"    kv_bandwidth: {e.kv_bandwidth:.3f}")
-        print(f"    compute: {{{', '.join(f'{k}: {v:.3f}' for k, v in e.compute.items())}}}")
-        print(f"    step_overhead_s: {e.step_overhead_s:.6f}")
-        print(f"    layer_overhead_s: {e.layer_overhead_s:.7f}")
-        print(f"    prefill_overhead_s: {e.prefill_overhead_s:.5f}")
-        if e.allreduce_latency_s is not None:
-            print(f"    allreduce_latency_s: {e.allreduce_latency_s:.7f}")
+        scores = (f"in-sample median |error| decode {median_abs(result.decode_errors_pct):.1f}%, prefill "
+                  f"{median_abs(result.prefill_errors_pct):.1f}%; leave-one-{key}-out decode "
+                  f"{median_abs(cv_dec):.1f}%, prefill {median_abs(cv_pre):.1f}%").replace("nan%", "no rows")
+        print(f"# {engine}/{family}: {len(obs)} rows; {scores}")
+        print(yaml_block(e), end="")
+        note = (f"      Values fitted by validation/fit_defaults.py (bounded least squares, planner/fit.py) to the "
+                f"{len(obs)} {engine}\n      rows on {family} devices in validation/measurements.csv: {scores}.\n")
+        fitted[(engine, family)] = (e, note)
     print(f"# rule of thumb tok/s = 0.55 x bandwidth / model size: median |err| {rule_of_thumb():.1f}% on the decode rows")
-    ratios = 1.0 + np.array(all_cv_dec) / 100.0
-    low, high = np.percentile(ratios, [10, 90])
-    print(f"# decode error band (held-out measured/predicted, p10..p90 over {len(ratios)} rows): "
+    low, high = error_band(all_cv_dec)
+    print(f"# decode error band (held-out measured/predicted speed, p10..p90 over {len(all_cv_dec)} rows): "
           f"low {low:.2f} high {high:.2f}")
+    if write:
+        write_yaml(fitted, (low, high))
+        print(f"# wrote {EFFICIENCY_YAML}")
 
 
 if __name__ == "__main__":

@@ -37,15 +37,14 @@ def _fit_measurements(obs: list, key: str, engine: str, device_name: str, source
 
     from planner.calibration import Calibration
     from planner.efficiency import default_efficiency
-    from planner.fit import fit, prediction_errors
+    from planner.fit import error_band, fit, prediction_errors
 
     train, held = _heldout_split(obs)
     base = default_efficiency(obs[0].deployment.engine, obs[0].deployment.hardware)
     result = fit(train, base, source)
     held_dec, held_pre = prediction_errors(held, result.efficiency) if held else ([], [])
     held_errs = [abs(e) for e in held_dec + held_pre]
-    ratios = [1 + e / 100 for e in (held_dec or result.decode_errors_pct)]
-    band = (float(np.percentile(ratios, 10)), float(np.percentile(ratios, 90))) if ratios else None
+    band = error_band(held_dec or result.decode_errors_pct)
     return Calibration(
         device_key=key, device_name=device_name, engine=engine,
         efficiency=result.efficiency.model_copy(update={"error_band": band}),

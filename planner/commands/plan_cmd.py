@@ -39,7 +39,7 @@ def plan_command(
     workload = Workload(ctx=ctx, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
     estimates = plan(model, gpu, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
                      num_gpus=num_gpus, nodes=nodes, parallel=parallel, offload=offload, host=host,
-                     efficiency=_efficiency(gpu, engine, calibration))
+                     efficiency=_efficiency(gpu, engine, calibration), calibration=calibration)
     if plot:
         from planner import plot as plotting
 
