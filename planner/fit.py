@@ -162,34 +162,47 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
 
 def _fit_decode_compute(batched: list[Observation], single: list[Observation], eff: Efficiency) -> Efficiency:
     """Decode GEMM efficiency implied by batched steps slower than the memory-bound prediction:
-    t_compute = t_measured − (t_predicted − t_weights), η = FLOPs / (peak × t_compute) per row; of those
-    candidates (and ±10% around them) the one with the least mean |error| over all decode rows wins,
-    since through the roofline's max() it also touches the batch-1 rows."""
+    t_compute = t_measured − (t_predicted − t_weights), η = FLOPs / (peak × t_compute) per row.
+
+    The batch-1 steps fixed the bandwidths, so η may not make any of them compute-bound: it is at
+    least the η at which a batch-1 step's FLOPs take as long as its weight reads. Of the implied
+    values (±10%) above that floor, the one with the least mean |error| on the batched rows wins."""
     from planner.performance import host_efficiency
 
     comm = communication()
-    implied: dict[str, list[float]] = {}
-    for o in batched:
+    memory_only = eff.model_copy(update={"decode_compute": {k: 1.0 for k in eff.compute}})
+
+    def parts(o: Observation) -> tuple[float, float, float]:
+        """(predicted memory-bound step s, its weight-read s, peak FLOP/s × s → η scale) for one row."""
         d = o.deployment
-        memory_only = eff.model_copy(update={"decode_compute": {k: 1.0 for k in eff.compute}})
         k = latency.decode_coefficients(d, memory_only, host_efficiency(d), comm)
         predicted = latency.decode_seconds_total(k, d.workload.prompt_tokens, d.workload.gen_tokens) / d.workload.gen_tokens
         weights_s = _decode_terms(d, eff.allreduce_latency_s)[0] / eff.weight_eff(d.quant)
+        peak = latency.rates(d, memory_only, host_efficiency(d), comm).decode_flops_per_s
+        return predicted, weights_s, k.flops_per_step / d.tp / peak
+
+    implied: dict[str, list[float]] = {}
+    for o in batched:
+        predicted, weights_s, flop_seconds_at_peak = parts(o)
         compute_s = o.decode_step_s - (predicted - weights_s)
         if o.decode_step_s > 1.05 * predicted and compute_s > 0:
-            peak = latency.rates(d, eff, host_efficiency(d), comm).decode_flops_per_s / eff.decode_compute_eff(d.quant)
-            implied.setdefault(d.quant.family, []).append(k.flops_per_step / d.tp / (peak * compute_s))
+            implied.setdefault(o.deployment.quant.family, []).append(flop_seconds_at_peak / compute_s)
     if not implied:
         return eff
-    rows = batched + single
+    floor: dict[str, float] = {}
+    for o in single:
+        _, weights_s, flop_seconds_at_peak = parts(o)
+        fam = o.deployment.quant.family
+        floor[fam] = max(floor.get(fam, 0.0), flop_seconds_at_peak / weights_s if weights_s else 0.0)
     best = eff
-    best_err = float(np.mean(np.abs(prediction_errors(rows, eff)[0])))
+    best_err = float(np.mean(np.abs(prediction_errors(batched, eff)[0])))
     for family, values in implied.items():
-        for value in sorted({min(1.0, v * s) for v in values for s in (0.9, 0.95, 1.0, 1.05, 1.1)}):
+        low = min(1.0, floor.get(family, 0.0) * 1.0001)
+        for value in sorted({max(low, min(1.0, v * s)) for v in values for s in (0.9, 0.95, 1.0, 1.05, 1.1)}):
             table = dict(best.decode_compute or best.compute)
             table[family] = float(value)
             trial = best.model_copy(update={"decode_compute": table})
-            err = float(np.mean(np.abs(prediction_errors(rows, trial)[0])))
+            err = float(np.mean(np.abs(prediction_errors(batched, trial)[0])))
             if err < best_err:
                 best, best_err = trial, err
     return best

@@ -218,9 +218,6 @@ def test_no_usable_observation_is_an_input_error():
         fit_efficiency([Observation(d, prefill_s=0.1)], base, "empty")
 
 
-@pytest.mark.xfail(strict=True, reason="_fit_decode_compute picks one decode GEMM efficiency by mean |error| over all "
-                   "rows; when batch-2 steps are 5x slower than batch-1 steps (as torch fp32 on this 2-core CPU "
-                   "measures), the chosen η makes every batch-1 step compute-bound and predicts it ~3x too slow")
 def test_batched_rows_do_not_spoil_the_batch_1_fit():
     truth = Efficiency(weight_bandwidth={"float": 0.45}, kv_bandwidth=1.0, compute={"float": 0.45},
                        step_overhead_s=0.0, prefill_overhead_s=0.0, source="known")
