@@ -20,7 +20,7 @@ from safetensors.numpy import save_file
 from planner.errors import InputError
 from planner.readers import read_model_file
 from planner.readers.gguf_header import parse_gguf_header
-from planner.readers.hf_config import config_blocks
+from planner.readers.hf_config import SUPPORTED, config_blocks
 from planner.readers.safetensors_header import parse_safetensors_header
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -189,22 +189,7 @@ BASE = {
     "vocab_size": 32,
     "max_position_embeddings": 512,
 }
-MODEL_TYPES = st.sampled_from(
-    [
-        "llama",
-        "mistral",
-        "mixtral",
-        "qwen2",
-        "qwen3",
-        "qwen3_moe",
-        "gemma2",
-        "gemma3",
-        "phi3",
-        "deepseek_v3",
-        "gpt_oss",
-        "bert",
-    ]
-)
+MODEL_TYPES = st.sampled_from([*SUPPORTED, "bert"])
 
 
 @FUZZ

@@ -23,19 +23,7 @@ from planner.schema import Family
 
 MAX_CONFIG_BYTES = 10_000_000
 
-SUPPORTED = (
-    "llama",
-    "mistral",
-    "mixtral",
-    "qwen2",
-    "qwen3",
-    "qwen3_moe",
-    "gemma2",
-    "gemma3",
-    "phi3",
-    "deepseek_v3",
-    "gpt_oss",
-)
+SUPPORTED = tuple(f.value for f in Family)  # the model_type values planner knows
 
 # Gemma3ForConditionalGeneration configs often list only the text fields that differ from these
 # (transformers Gemma3TextConfig defaults).
