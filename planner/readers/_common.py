@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -53,3 +54,36 @@ def period_from_flags(sliding: list[bool]) -> int:
     if all(sliding):
         return 1
     return sliding.index(False) + 1
+
+
+def grouped_layout(groups: Iterable[tuple[str, int | None, bool, int]], n_layers: int, n_params: int,
+                   label: str) -> WeightLayout:
+    """A WeightLayout from tensors already classified as (kind, layer, is_expert, n_bytes), where kind is
+    'embd', 'output', 'layer' (with its index) or 'other'. Without an output tensor the embeddings are
+    tied: the table serves as the head too."""
+    embd = output = other = 0
+    layers, experts = [0] * n_layers, [0] * n_layers
+    has_output = has_experts = False
+    for kind, layer, is_expert, n_bytes in groups:
+        if kind == "embd":
+            embd += n_bytes
+        elif kind == "output":
+            output += n_bytes
+            has_output = True
+        elif kind == "layer" and layer is not None and layer < n_layers:
+            layers[layer] += n_bytes
+            if is_expert:
+                experts[layer] += n_bytes
+                has_experts = True
+        else:
+            other += n_bytes  # final norm, vision tower, next-token-prediction layers beyond n_layers
+    return WeightLayout(
+        token_embd_bytes=embd,
+        output_bytes=output if has_output else embd,
+        tied_embeddings=not has_output,
+        layer_bytes=tuple(layers),
+        layer_expert_bytes=tuple(experts) if has_experts else (),
+        other_bytes=other,
+        n_params=n_params,
+        label=label,
+    )

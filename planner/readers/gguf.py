@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from planner.errors import InputError, SpecFileError
 from planner.layout import WeightLayout
-from planner.readers._common import ModelFile, make_id, period_from_flags, spec_error
+from planner.readers._common import ModelFile, grouped_layout, make_id, period_from_flags, spec_error
 from planner.readers.gguf_header import GGUFArray, GGUFHeader, TensorInfo, read_gguf_header
 from planner.schema import MLA, Architecture, Family, ModelSpec, MoE, Published
 
@@ -260,35 +260,18 @@ def _stem(path: Path) -> str:
 
 def build_layout(tensors: list[TensorInfo], n_layers: int, label: str) -> WeightLayout:
     """Exact bytes per tensor group (see the module docstring for the grouping)."""
-    embd = output = other = 0
-    layers = [0] * n_layers
-    experts = [0] * n_layers
-    has_output = has_experts = False
-    for t in tensors:
-        m = _LAYER_RE.match(t.name)
+
+    def classify(t: TensorInfo) -> tuple[str, int | None, bool, int]:
         if t.name == "token_embd.weight":
-            embd += t.n_bytes
-        elif t.name == "output.weight":
-            output += t.n_bytes
-            has_output = True
-        elif m and int(m[1]) < n_layers:
-            i = int(m[1])
-            layers[i] += t.n_bytes
-            if _EXPERT_RE.match(t.name):
-                experts[i] += t.n_bytes
-                has_experts = True
-        else:
-            other += t.n_bytes  # includes blk.N beyond block_count (e.g. next-token-prediction layers)
-    return WeightLayout(
-        token_embd_bytes=embd,
-        output_bytes=output if has_output else embd,
-        tied_embeddings=not has_output,
-        layer_bytes=tuple(layers),
-        layer_expert_bytes=tuple(experts) if has_experts else (),
-        other_bytes=other,
-        n_params=sum(t.n_elements for t in tensors),
-        label=label,
-    )
+            return "embd", None, False, t.n_bytes
+        if t.name == "output.weight":
+            return "output", None, False, t.n_bytes
+        m = _LAYER_RE.match(t.name)
+        if m:
+            return "layer", int(m[1]), bool(_EXPERT_RE.match(t.name)), t.n_bytes
+        return "other", None, False, t.n_bytes
+
+    return grouped_layout(map(classify, tensors), n_layers, sum(t.n_elements for t in tensors), label)
 
 
 def quant_and_label(metadata: dict[str, object], tensors: list[TensorInfo]) -> tuple[str | None, str]:

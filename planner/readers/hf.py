@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from planner.errors import InputError, SpecFileError
 from planner.layout import WeightLayout
-from planner.readers._common import ModelFile, make_id, spec_error
+from planner.readers._common import ModelFile, grouped_layout, make_id, spec_error
 from planner.readers._params import count_params
 from planner.readers.hf_config import config_blocks, load_json, quant_from_config
 from planner.readers.safetensors_header import SafeTensor, read_safetensors_header
@@ -117,42 +117,27 @@ def tensor_params(t: SafeTensor, bits: int) -> int:
 
 
 def build_layout(tensors: list[SafeTensor], n_layers: int, label: str, bits: int) -> WeightLayout:
-    embd = output = other = 0
-    layers, experts = [0] * n_layers, [0] * n_layers
-    has_output = has_embd = has_experts = False
-    for t in tensors:
+    """Exact bytes per tensor group from the safetensors headers."""
+
+    def classify(t: SafeTensor) -> tuple[str, int | None, bool, int]:
         name = t.name
         for prefix in _PREFIXES:
             if name.startswith(prefix):
                 name = name[len(prefix) :]
                 break
-        m = _LAYER_RE.match(name)
         if name.startswith("embed_tokens."):
-            embd += t.n_bytes
-            has_embd = True
-        elif name.startswith("lm_head."):
-            output += t.n_bytes
-            has_output = True
-        elif m and int(m[1]) < n_layers:
-            i = int(m[1])
-            layers[i] += t.n_bytes
-            if ".experts." in name:
-                experts[i] += t.n_bytes
-                has_experts = True
-        else:
-            other += t.n_bytes  # final norm, vision tower, next-token-prediction layers beyond n_layers
-    if not has_embd:
+            return "embd", None, False, t.n_bytes
+        if name.startswith("lm_head."):
+            return "output", None, False, t.n_bytes
+        m = _LAYER_RE.match(name)
+        if m:
+            return "layer", int(m[1]), ".experts." in name, t.n_bytes
+        return "other", None, False, t.n_bytes
+
+    groups = [classify(t) for t in tensors]
+    if not any(kind == "embd" for kind, *_ in groups):
         raise InputError(f"no embed_tokens tensor found in the safetensors headers ({label})")
-    return WeightLayout(
-        token_embd_bytes=embd,
-        output_bytes=output if has_output else embd,
-        tied_embeddings=not has_output,
-        layer_bytes=tuple(layers),
-        layer_expert_bytes=tuple(experts) if has_experts else (),
-        other_bytes=other,
-        n_params=sum(tensor_params(t, bits) for t in tensors),
-        label=label,
-    )
+    return grouped_layout(groups, n_layers, sum(tensor_params(t, bits) for t in tensors), label)
 
 
 def read_hf(path: str | Path) -> ModelFile:
