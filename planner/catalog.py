@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from planner.errors import SpecFileError, UnknownNameError
+from planner.safeio import check_nesting, read_text
 from planner.schema import HardwareProfile, ModelSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,23 +28,26 @@ MAX_SPEC_FILE_BYTES = 1_000_000
 T = TypeVar("T", bound=BaseModel)
 
 
-def read_yaml(path: Path) -> object:
-    """Parse one YAML file safely; errors name the file and the line."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """libyaml's safe loader when present (the same safe subset of YAML, ten times faster), refusing
+    duplicate keys: in a deploy file the second `quant:` would silently win."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(path: Path | str, text: str) -> object:
+    """Parse YAML text from ``path`` safely; errors name the file and the line."""
+    check_nesting(path, text)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
-    if size > MAX_SPEC_FILE_BYTES:
-        raise SpecFileError(str(path), f"file is {size} bytes; spec files are limited to {MAX_SPEC_FILE_BYTES}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecFileError(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
-    try:
-        # libyaml's safe loader when present: the same safe subset of YAML, ten times faster.
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -52,6 +56,13 @@ def read_yaml(path: Path) -> object:
         raise SpecFileError(str(path), f"invalid YAML: {problem}", line, col) from None
     except yaml.YAMLError as exc:
         raise SpecFileError(str(path), f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise SpecFileError(str(path), "invalid YAML: nested too deeply") from None
+
+
+def read_yaml(path: Path | str) -> object:
+    """Read (regular file, size cap) and parse one YAML file safely."""
+    return parse_yaml(path, read_text(path, MAX_SPEC_FILE_BYTES))
 
 
 def _line_of(text_lines: list[str], loc: tuple) -> int | None:
@@ -91,13 +102,14 @@ def format_validation_error(path: Path | str, exc: ValidationError, text: str | 
 
 def load_model_file(path: Path | str, model: type[T]) -> T:
     path = Path(path)
-    data = read_yaml(path)
+    text = read_text(path, MAX_SPEC_FILE_BYTES)
+    data = parse_yaml(path, text)
     if not isinstance(data, dict):
         raise SpecFileError(str(path), f"expected a mapping at the top level, got {type(data).__name__}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise format_validation_error(path, exc, path.read_text(encoding="utf-8")) from None
+        raise format_validation_error(path, exc, text) from None
 
 
 def _key(name: str) -> str:

@@ -134,7 +134,31 @@ def test_non_mapping_top_level_is_rejected(write_yaml, text, kind):
 
 def test_file_over_the_size_cap_is_refused_before_parsing(write_yaml):
     path = write_yaml("huge.yaml", "#" * (catalog.MAX_SPEC_FILE_BYTES + 1))
-    with pytest.raises(SpecFileError, match=r"spec files are limited to 1000000$"):
+    with pytest.raises(SpecFileError, match=r"file is larger than 1,000,000 bytes$"):
+        catalog.load_model(str(path))
+
+
+def test_a_device_or_fifo_is_refused_without_reading_it(tmp_path):
+    import os
+
+    fifo = tmp_path / "model.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecFileError, match=r"not a regular file$"):
+        catalog.load_model(str(fifo))
+    with pytest.raises(SpecFileError, match=r"not a regular file$"):
+        catalog.load_model("/dev/zero.yaml") if os.path.exists("/dev/zero.yaml") else catalog.read_yaml("/dev/zero")
+
+
+@pytest.mark.parametrize("text", ["[" * 50_000 + "]" * 50_000, "".join(f"{' ' * 2 * i}- \n" for i in range(300))])
+def test_deeply_nested_yaml_is_refused_before_the_parser_recurses(write_yaml, text):
+    path = write_yaml("deep.yaml", text)
+    with pytest.raises(SpecFileError, match=r"nesting deeper than 64 levels"):
+        catalog.load_model(str(path))
+
+
+def test_duplicate_keys_are_refused_with_their_line(write_yaml):
+    path = write_yaml("dup.yaml", "id: a\nname: x\nid: b\n")
+    with pytest.raises(SpecFileError, match=r"dup\.yaml:3:1: invalid YAML: duplicate key 'id'$"):
         catalog.load_model(str(path))
 
 
