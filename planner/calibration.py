@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.efficiency import Efficiency
 from planner.errors import InputError, SpecFileError
+from planner.safeio import check_nesting, read_text
 from planner.schema import HardwareProfile
 
 MAX_CALIBRATION_BYTES = 5_000_000
@@ -76,15 +77,10 @@ def save(cal: Calibration, path: Path | str | None = None) -> Path:
 
 def load(path: Path | str) -> Calibration:
     path = Path(path)
+    text = read_text(path, MAX_CALIBRATION_BYTES)
+    check_nesting(path, text)
     try:
-        size = path.stat().st_size
-        if size > MAX_CALIBRATION_BYTES:
-            raise SpecFileError(str(path), f"calibration file is {size} bytes; the limit is {MAX_CALIBRATION_BYTES}")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpecFileError(str(path), f"cannot read calibration: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SpecFileError(str(path), "calibration file is not UTF-8 text") from None
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     try:

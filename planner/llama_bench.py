@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from planner import catalog
 from planner.errors import InputError, SpecFileError
 from planner.fit import Observation
+from planner.safeio import check_nesting, read_text
 
 MAX_BYTES = 20_000_000
 
@@ -45,14 +46,8 @@ class BenchResult(BaseModel):
 
 def read_llama_bench(path: Path | str) -> list[BenchResult]:
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise SpecFileError(str(path), f"larger than {MAX_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SpecFileError(str(path), "not UTF-8 text") from None
+    text = read_text(path, MAX_BYTES)
+    check_nesting(path, text)
     stripped = text.lstrip()
     try:
         if stripped.startswith("["):

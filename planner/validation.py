@@ -9,17 +9,20 @@ decode_tok_s,prefill_tok_s,source``; measured columns may be empty. A decode row
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.errors import InputError, SpecFileError
+from planner.safeio import read_text
 
 COLUMNS = ["engine", "model", "quant", "gpu", "num_gpus", "batch", "prompt_tokens", "gen_tokens",
            "decode_tok_s", "prefill_tok_s", "source"]
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "validation" / "measurements.csv"
 MAX_ROWS = 100_000
+MAX_CSV_BYTES = 50_000_000
 
 
 class Measurement(BaseModel):
@@ -73,10 +76,7 @@ def read_measurements(path: Path | str) -> list[Measurement]:
 def read_measurements_with_lines(path: Path | str) -> list[tuple[int, Measurement]]:
     """(file line, measurement) for every row; a spreadsheet's UTF-8 byte-order mark is accepted."""
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise SpecFileError(str(path), f"cannot read file: {exc.strerror or exc}") from None
+    handle = io.StringIO(read_text(path, MAX_CSV_BYTES, encoding="utf-8-sig"), newline="")
     out: list[tuple[int, Measurement]] = []
     with handle:
         try:

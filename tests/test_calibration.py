@@ -103,8 +103,18 @@ def test_invalid_json_names_file_line_and_column(tmp_path):
 
 def test_oversized_calibration_is_rejected_before_parsing(tmp_path):
     path = write(tmp_path, " " * (cal_mod.MAX_CALIBRATION_BYTES + 1))
-    with pytest.raises(InputError, match=rf"^{path}: calibration file is {cal_mod.MAX_CALIBRATION_BYTES + 1} bytes; "
-                                         rf"the limit is {cal_mod.MAX_CALIBRATION_BYTES}$"):
+    with pytest.raises(InputError, match=rf"^{path}: file is larger than {cal_mod.MAX_CALIBRATION_BYTES:,} bytes$"):
+        load(path)
+
+
+def test_a_device_as_calibration_file_is_refused_at_once():
+    with pytest.raises(InputError, match=r"^/dev/zero: cannot read file: not a regular file$"):
+        load("/dev/zero")
+
+
+def test_deeply_nested_calibration_json_is_one_line_not_a_recursion_error(tmp_path):
+    path = write(tmp_path, "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match=r"nesting deeper than 64 levels"):
         load(path)
 
 
@@ -126,7 +136,7 @@ def test_schema_invalid_calibration_is_one_line_naming_the_field(tmp_path, chang
 def test_non_utf8_and_missing_files_are_input_errors(tmp_path):
     with pytest.raises(InputError, match=r"not UTF-8"):
         load(write(tmp_path, b"\xff\xfe{}"))
-    with pytest.raises(InputError, match=r"cannot read calibration"):
+    with pytest.raises(InputError, match=r"missing\.json: cannot read file: No such file or directory$"):
         load(tmp_path / "missing.json")
 
 

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from planner.cli import guarded
+from planner.commands.base import guarded
 
 
 def _progress():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from planner.cli import guarded
+from planner.commands.base import guarded
 
 
 def models_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from planner.cli import EXIT_FAIL, EXIT_OK, guarded
+from planner.commands.base import EXIT_FAIL, EXIT_OK, guarded
 
 
 def plan_command(
