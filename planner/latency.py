@@ -374,12 +374,12 @@ def prefill_seconds(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: 
 def no_kv_cache_seconds(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,
                         prompt_tokens: int, gen_tokens: int) -> float:
     """Generation without a KV cache: producing token i re-runs the whole sequence of P + i tokens as a
-    prefill: Σ_{n=max(P,1)}^{P+N−1} prefill(n), summed over every n up to 20,000 terms; longer
+    prefill: Σ_{n=max(P,1)}^{max(P,1)+N−1} prefill(n), summed over every n up to 20,000 terms; longer
     generations sum 20,001 evenly spaced terms scaled by the stride (trapezoid rule) to stay fast."""
     k = prefill_coefficients(d, eff, host_eff, comm)
-    lo, hi = max(prompt_tokens, 1), prompt_tokens + gen_tokens - 1
-    if hi < lo:
-        return k.seconds(lo)[0]
+    # Token i (i = 0 … N−1) re-runs the P + i tokens before it; an empty prompt still runs one token.
+    lo = max(prompt_tokens, 1)
+    hi = lo + gen_tokens - 1
     limit = 20_000
     if hi - lo + 1 <= limit:
         return float(sum(k.seconds(n)[0] for n in range(lo, hi + 1)))

@@ -57,7 +57,9 @@ def _roofline(flops: np.ndarray, nbytes: np.ndarray, flops_per_s: float, bytes_p
 class Grid:
     """Results over the broadcast shape (kv, h, ctx, batch); speeds have ctx length 1."""
 
-    fits: np.ndarray
+    fits: np.ndarray  # device and host parts both fit (what ``MemoryBreakdown.fits`` says)
+    device_fits: np.ndarray  # the device part fits (total and most loaded GPU)
+    host_fits: np.ndarray  # the layers kept in host memory fit the host (True without offload)
     total_bytes: np.ndarray
     per_gpu_bytes: np.ndarray
     device_bytes: int
@@ -166,9 +168,10 @@ class Group:
         per_gpu = (dev_w + kv_dev) // G + overhead // G
         total = dev_w + kv_dev + overhead
         fits = (total <= self.usable * G) & (per_gpu <= self.usable)
+        host_ok = np.ones_like(fits)
         if d.host is not None and not self.cpu:  # memory._llama_cpp: offloaded layers must fit host RAM
-            fits = fits & ~((h > 0) & (host_w + kv_host > d.host.memory_bytes))
-        return fits, total, per_gpu, dev_w + 0 * total, kv_dev, overhead, host_w + kv_host
+            host_ok = ~((h > 0) & (host_w + kv_host > d.host.memory_bytes))
+        return fits, host_ok, total, per_gpu, dev_w + 0 * total, kv_dev, overhead, host_w + kv_host
 
     def _memory_vllm(self, kvs, h, C, B):
         d, spec, G = self.d, self.d.model, self.G
@@ -198,7 +201,7 @@ class Group:
         total = weights + kv + overhead
         context_fits = eng.runtime_context_bytes(d.hardware, d.engine) <= d.hardware.memory_bytes - self.usable
         fits = (total <= self.usable * G) & (per_gpu <= self.usable) & context_fits
-        return fits, total, per_gpu, weights + 0 * total, kv, overhead + 0 * total, 0 * total
+        return fits, np.ones_like(fits), total, per_gpu, weights + 0 * total, kv, overhead + 0 * total, 0 * total
 
     def _memory_torch(self, kvs, h, C, B):
         d, spec, G = self.d, self.d.model, self.G
@@ -218,7 +221,7 @@ class Group:
         per_gpu = (weights + kv) // G + overhead // G
         total = weights + kv + overhead
         fits = (total <= self.usable * G) & (per_gpu <= self.usable)
-        return fits, total, per_gpu, weights + 0 * total, kv, overhead, 0 * total
+        return fits, np.ones_like(fits), total, per_gpu, weights + 0 * total, kv, overhead, 0 * total
 
     # ------------------------------------------------------------------ time
     def _weight_read(self, h: np.ndarray, tokens: np.ndarray, host: bool) -> np.ndarray:
@@ -320,7 +323,7 @@ class Group:
         h = np.asarray(h, dtype=I64)[None, :, None, None]
         C = np.asarray(ctx, dtype=I64)[None, None, :, None]
         B = np.asarray(batch, dtype=I64)[None, None, None, :]
-        fits, total, per_gpu, weights, kv, overhead, host = self._memory(kvs, h, C, B)
+        device_fits, host_fits, total, per_gpu, weights, kv, overhead, host = self._memory(kvs, h, C, B)
         fixed, g_s, w_s = self.decode_terms(kvs, h, B)
         P, N = self.P, self.N
         decode = N / self.decode_total(fixed, g_s, w_s, B, P, N)
@@ -329,9 +332,11 @@ class Group:
         else:
             ttft = fixed + B * 0.0
         e2e = ttft + self.decode_total(fixed, g_s, w_s, B, P + 1, N - 1)
-        shape = np.broadcast_shapes(fits.shape, total.shape)
+        shape = np.broadcast_shapes(device_fits.shape, host_fits.shape, total.shape)
+        device_fits, host_fits = np.broadcast_to(device_fits, shape), np.broadcast_to(host_fits, shape)
         return Grid(
-            fits=np.broadcast_to(fits, shape), total_bytes=np.broadcast_to(total, shape),
+            fits=device_fits & host_fits, device_fits=device_fits, host_fits=host_fits,
+            total_bytes=np.broadcast_to(total, shape),
             per_gpu_bytes=np.broadcast_to(per_gpu, shape), device_bytes=self.usable * self.G,
             weights_bytes=np.broadcast_to(weights, shape), kv_cache_bytes=np.broadcast_to(kv, shape),
             overhead_bytes=np.broadcast_to(overhead, shape), host_bytes=np.broadcast_to(host, shape),

@@ -350,3 +350,13 @@ def test_aggregate_speed_never_decreases_with_batch_while_memory_bound(setup, ba
     if small.bound == big.bound == "memory":
         assert big.aggregate_tok_s >= small.aggregate_tok_s * (1 - 1e-12)
     assert math.isfinite(big.aggregate_tok_s)
+
+
+def test_without_a_kv_cache_an_empty_prompt_generation_is_never_faster_than_with_one():
+    from planner.estimate import plan as plan_
+
+    for gen in (1, 2, 16):
+        p = plan_("llama3-8b", "rtx4090", quant="q4_k_m",
+                  workload=Workload(ctx=64, prompt_tokens=0, gen_tokens=gen))[0].performance
+        assert p.no_kv_cache_e2e_s >= p.e2e_s * 0.999
+        assert p.kv_cache_speedup >= 0.999
