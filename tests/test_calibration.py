@@ -398,3 +398,24 @@ def test_calibrate_cpu_quick_runs_the_torch_benchmark_and_plan_uses_it(cli, cach
     assert planned["performance"]["efficiency_source"] == "calibrated"
     assert planned["performance"]["decode_tok_s"] > 0
     assert os.listdir(out.parent) == [out.name]
+
+
+def test_a_calibration_from_one_measurement_is_refused(cli, cache, tmp_path):
+    path = write(tmp_path, CSV_HEADER + f"llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,100000,,{XD}\n", "one.csv")
+    result = cli("calibrate", "--from-csv", str(path))
+    assert result.code == 2
+    assert len(result.err_lines) == 1 and "calibrating needs at least 2" in result.err_lines[0]
+
+
+def test_measurements_the_model_cannot_explain_are_refused_not_saved(cli, cache, tmp_path):
+    rows = "".join(f"llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,{n},100000,,{XD}\n" for n in (128, 256, 512))
+    result = cli("calibrate", "--from-csv", str(write(tmp_path, CSV_HEADER + rows, "absurd.csv")))
+    assert result.code == 2
+    assert "do not fit the latency model" in result.err_lines[0]
+    assert not default_path("rtx4090", "llama.cpp").exists()
+
+
+def test_an_empty_measurements_file_is_an_input_error(cli, cache, tmp_path):
+    result = cli("calibrate", "--from-csv", str(write(tmp_path, CSV_HEADER, "empty.csv")))
+    assert result.code == 2
+    assert result.err_lines[0].endswith("empty.csv: no measurements in the file")

@@ -32,16 +32,28 @@ def _heldout_split(obs: list) -> tuple[list, list]:
     return [o for o in obs if o not in held], held
 
 
+MIN_MEASUREMENTS = 2  # llama-bench's default run: one pp and one tg test
+MAX_FIT_ERROR_PCT = 25.0
+
+
 def _fit_measurements(obs: list, key: str, engine: str, device_name: str, source: str):
     import numpy as np
 
     from planner.calibration import Calibration
     from planner.efficiency import default_efficiency
+    from planner.errors import InputError
     from planner.fit import error_band, fit, prediction_errors
 
+    if len(obs) < MIN_MEASUREMENTS:
+        raise InputError(f"{device_name} ({engine}): {len(obs)} measurement(s) in {source}; calibrating needs "
+                         f"at least {MIN_MEASUREMENTS} (e.g. llama-bench's pp and tg tests)")
     train, held = _heldout_split(obs)
     base = default_efficiency(obs[0].deployment.engine, obs[0].deployment.hardware)
     result = fit(train, base, source)
+    if result.median_abs_pct_error > MAX_FIT_ERROR_PCT:
+        raise InputError(f"{device_name} ({engine}): the measurements in {source} do not fit the latency model "
+                         f"(median error {result.median_abs_pct_error:.0f}% after fitting); check that they name "
+                         "the right device, model and quant")
     held_dec, held_pre = prediction_errors(held, result.efficiency) if held else ([], [])
     held_errs = [abs(e) for e in held_dec + held_pre]
     band = error_band(held_dec or result.decode_errors_pct)
@@ -88,6 +100,10 @@ def calibrate_command(
         for m in read_measurements(from_csv):
             o = observation(m)
             groups.setdefault((o.deployment.hardware.id, o.deployment.engine.value), []).append(o)
+        if not groups:
+            raise InputError(f"{from_csv}: no measurements in the file")
+        if out and len(groups) > 1:
+            raise InputError(f"--out names one file but the measurements cover {len(groups)} device/engine pairs")
         cals = [_fit_measurements(obs, key, engine, obs[0].deployment.hardware.name, f"measurements in {from_csv}")
                 for (key, engine), obs in sorted(groups.items())]
     else:
