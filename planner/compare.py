@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from planner.recommend import Targets
+from planner.recommend_types import Targets
 
 MAX_GPUS = 8
 Sort = Literal["tok_s", "price", "memory"]
@@ -39,34 +39,45 @@ class CompareRow(BaseModel):
 
 
 def device_ids(gpus: str | None, all_devices: bool) -> list[str]:
+    """The names to compare, each once, in the order given."""
     from planner import catalog
     from planner.errors import InputError
     from planner.schema import DeviceKind
 
     if all_devices:
         return [h for h in catalog.hardware().ids() if catalog.hardware().items[h].kind is not DeviceKind.cpu]
-    names = [g.strip() for g in (gpus or "").split(",") if g.strip()]
+    names = list(dict.fromkeys(g.strip() for g in (gpus or "").split(",") if g.strip()))
     if not names:
         raise InputError("give --gpus a,b,c or --all")
     return names
 
 
-def compare_one(model: str, gpu: str, engine: str, ctx: int, quant: str | None, kv_dtype: str | None,
-                prompt: int, gen: int, concurrency: int, targets: Targets, prefer: str, cache: dict) -> CompareRow:
+def _devices(gpus: list[str]) -> list:
+    """Hardware profiles of ``gpus``, each device once (an id and its alias name the same device)."""
     from planner import catalog
-    from planner.recommend import _best, gpu_counts, prepare, search_all
 
-    hw = catalog.load_hardware(gpu)
+    out: dict[str, object] = {}
+    for g in gpus:
+        hw = catalog.load_hardware(g)
+        out.setdefault(hw.id, hw)
+    return list(out.values())
+
+
+def compare_one(model: str, hw, engine: str, ctx: int, quant: str | None, kv_dtype: str | None,
+                prompt: int, gen: int, concurrency: int, targets: Targets, prefer: str, cache: dict) -> CompareRow:
+    from planner.recommend import prepare
+    from planner.recommend_rank import best as best_of
+    from planner.recommend_search import gpu_counts, search_all
+
     t = targets.model_copy(update={"min_ctx": ctx})
-    s = prepare(model, gpu, engine, prompt=prompt, gen=gen, concurrency=concurrency, targets=t,
-                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw)
+    s = prepare(model, hw.id, engine, prompt=prompt, gen=gen, concurrency=concurrency, targets=t,
+                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw, ctx_option="--ctx")
     s.cache = cache
-    counts = gpu_counts(s)
     last = None
-    for g in counts:
+    for g in gpu_counts(s):
         s.only_gpus = [g]
         results = search_all(s, prefer)
-        best = _best([c for r in results for c in r.feasible], prefer)
+        best = best_of([c for r in results for c in r.feasible], prefer)
         last = results
         if best is None:
             continue
@@ -85,14 +96,13 @@ def compare_one(model: str, gpu: str, engine: str, ctx: int, quant: str | None, 
 
 
 def _why(results, s) -> tuple[str | None, str | None]:
-    from planner.recommend import CONSTRAINTS, FEASIBLE, _message
+    from planner.recommend_types import CONSTRAINTS, FEASIBLE
 
-    rej = [r for g in results for r in g.rejected if r[0] < FEASIBLE]
-    if not rej:
+    misses = [m for g in results for m in g.rejected if m.stage < FEASIBLE]
+    if not misses:
         return "memory", "no supported configuration"
-    stage, _, cfg, p, req = max(rej, key=lambda r: (r[0], r[1]))
-    c = CONSTRAINTS[stage]
-    return c, f"{cfg.quant}, {cfg.num_gpus} GPU: " + _message(c, p, req, s.targets.headroom_fraction)
+    m = max(misses, key=lambda m: (m.stage, m.closeness))
+    return CONSTRAINTS[m.stage], f"{m.config.quant}, {m.config.num_gpus} GPU: {m.message}"
 
 
 def compare(model: str, gpus: list[str], engine: str = "llama.cpp", ctx: int = 4096, quant: str | None = None,
@@ -103,8 +113,8 @@ def compare(model: str, gpus: list[str], engine: str = "llama.cpp", ctx: int = 4
     if sort not in ("tok_s", "price", "memory"):
         raise InputError(f"--sort takes tok_s, price or memory, not '{sort}'")
     cache: dict = {}
-    rows = [compare_one(model, g, engine, ctx, quant, kv_dtype, prompt, gen, concurrency, targets or Targets(),
-                        prefer, cache) for g in gpus]
+    rows = [compare_one(model, hw, engine, ctx, quant, kv_dtype, prompt, gen, concurrency, targets or Targets(),
+                        prefer, cache) for hw in _devices(gpus)]
     inf = float("inf")
     keys = {
         "tok_s": lambda r: (not r.fits, -(r.decode_tok_s or 0.0), r.gpu),

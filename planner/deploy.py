@@ -1,8 +1,11 @@
 """Deployment files for the CI gate (`planner check`): schema, loading and evaluation (pure).
 
 A file lists deployments; each names a model, a device, an engine and its settings, and service-level
-objectives. Loading rejects unknown keys and wrong types with ``file:line`` (``SpecFileError``), and so
-do names the catalog does not know; evaluation runs ``planner.estimate.plan`` and compares each
+objectives. The file is read once (``planner.safeio``: regular files only, a size cap) and parsed by
+``planner.catalog.parse_yaml`` (a nesting limit, duplicate keys refused). Loading rejects unknown keys and
+wrong types (strict: ``ctx: true`` or ``concurrency: "3"`` is not coerced) with ``file:line``
+(``SpecFileError``), and so do names the catalog does not know; relative model and hardware file paths
+are relative to the deploy file's folder. Evaluation runs ``planner.estimate.plan`` and compares each
 prediction with its objective. Schema and examples: docs/check.md, examples/.
 """
 
@@ -13,16 +16,27 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from planner.catalog import format_validation_error, read_yaml
+from planner.catalog import MAX_SPEC_FILE_BYTES, format_validation_error, parse_yaml
 from planner.errors import InputError, SpecFileError
 from planner.estimate import Estimate
+from planner.safeio import read_text
+
+MODEL_FILE_SUFFIXES = (".gguf", ".yaml", ".yml", ".json")
+HARDWARE_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SLO(Strict):
+class Input(BaseModel):
+    """What a deploy file holds: unknown keys and wrong types are errors, never coerced (an int field
+    refuses ``true`` and ``"3"``; a float field takes an int)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SLO(Input):
     prompt_tokens: int = Field(default=512, ge=0, le=100_000_000)
     gen_tokens: int = Field(default=256, ge=1, le=100_000_000)
     min_decode_tok_s: float | None = Field(default=None, gt=0, description="per sequence")
@@ -31,7 +45,7 @@ class SLO(Strict):
     min_headroom_fraction: float | None = Field(default=None, ge=0, lt=1, description="of usable device memory")
 
 
-class DeploymentSpec(Strict):
+class DeploymentSpec(Input):
     name: str = Field(min_length=1)
     model: str
     gpu: str
@@ -44,7 +58,7 @@ class DeploymentSpec(Strict):
     slo: SLO = SLO()
 
 
-class DeployFile(Strict):
+class DeployFile(Input):
     deployments: list[DeploymentSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -105,28 +119,45 @@ def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
 
 
 def _compose(text: str) -> yaml.Node | None:
+    """The node tree, for line numbers (the text has passed ``parse_yaml``'s nesting check)."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        return yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError):
         return None
 
 
-def load(path: Path | str) -> DeployFile:
+def load_text(path: Path | str) -> tuple[DeployFile, str]:
+    """The validated file and its text, read once."""
     path = Path(path)
-    data = read_yaml(path)
+    text = read_text(path, MAX_SPEC_FILE_BYTES)
+    data = parse_yaml(path, text)
     if not isinstance(data, dict):
         raise SpecFileError(str(path), f"expected a mapping with 'deployments:', got {type(data).__name__}", 1)
-    text = path.read_text(encoding="utf-8")
     try:
-        return DeployFile.model_validate(data)
+        return DeployFile.model_validate(data), text
     except ValidationError as exc:
         err = format_validation_error(path, exc, text)
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        line = _node_line(_compose(text), loc) or err.line
+        line = _node_line(_compose(text), tuple(exc.errors()[0]["loc"])) or err.line
         where = err.path + (f":{err.line}" if err.line is not None else "")
-        return_msg = str(err)[len(where) + 2:]
-        raise SpecFileError(str(path), return_msg, line) from None
+        raise SpecFileError(str(path), str(err)[len(where) + 2:], line) from None
+
+
+def load(path: Path | str) -> DeployFile:
+    return load_text(path)[0]
+
+
+def _relative_to(value: str, folder: Path, suffixes: tuple[str, ...], model_folders: bool = False) -> str:
+    """A relative file path in a deploy file names a file next to it, not one in the working directory;
+    catalog names (``llama3.1-8b``, ``meta-llama/Llama-3.1-8B``) pass through."""
+    from planner.readers import is_model_file
+
+    p = Path(value)
+    if p.is_absolute():
+        return value
+    candidate = folder / p
+    if value.lower().endswith(suffixes) or (model_folders and is_model_file(str(candidate))):
+        return str(candidate)
+    return value
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -139,13 +170,18 @@ def _check(name: str, predicted: float, required: float, unit: str, at_least: bo
                  message=f"{name}: predicted {predicted:,.3g} {unit}, required {rel} {required:,.3g} {unit}")
 
 
-def evaluate_one(d: DeploymentSpec) -> DeploymentResult:
+def evaluate_one(d: DeploymentSpec, folder: Path | None = None) -> DeploymentResult:
+    """Plan one deployment and check it; relative file paths in it are relative to ``folder``."""
     from planner.estimate import plan
     from planner.units import GIB
     from planner.workload import Workload
 
+    model, gpu = d.model, d.gpu
+    if folder is not None:
+        model = _relative_to(model, folder, MODEL_FILE_SUFFIXES, model_folders=True)
+        gpu = _relative_to(gpu, folder, HARDWARE_FILE_SUFFIXES)
     w = Workload(ctx=d.ctx, batch=d.concurrency, prompt_tokens=d.slo.prompt_tokens, gen_tokens=d.slo.gen_tokens)
-    estimates = plan(d.model, d.gpu, quant=d.quant, engine=d.engine, kv_dtype=d.kv_dtype, workload=w,
+    estimates = plan(model, gpu, quant=d.quant, engine=d.engine, kv_dtype=d.kv_dtype, workload=w,
                      num_gpus=d.num_gpus)
     if len(estimates) != 1:
         raise InputError("give a quant (the model is not a file that fixes one)")
@@ -167,17 +203,17 @@ def evaluate_one(d: DeploymentSpec) -> DeploymentResult:
 
 
 def check_file(path: Path | str) -> CheckResult:
-    """Load and evaluate every deployment; an error in one names the file and its line."""
+    """Load and evaluate every deployment; an error in one names the deploy file and the deployment's
+    line (an error in a model or hardware file it names follows, with that file's own line)."""
     path = Path(path)
-    spec = load(path)
-    root = _compose(path.read_text(encoding="utf-8"))
+    spec, text = load_text(path)
+    root = None
     results = []
     for i, d in enumerate(spec.deployments):
         try:
-            results.append(evaluate_one(d))
-        except SpecFileError:
-            raise
+            results.append(evaluate_one(d, path.parent))
         except InputError as exc:
+            root = root or _compose(text)
             line = _node_line(root, ("deployments", i))
             raise SpecFileError(str(path), f"deployments.{i} ({d.name}): {exc}", line) from None
     return CheckResult(file=str(path), passed=all(r.passed for r in results), deployments=results)

@@ -30,7 +30,12 @@ class UnknownNameError(InputError):
         close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=3, cutoff=0.5)
         by_lower = {k.lower(): k for k in known}
         self.suggestions = [by_lower[c] for c in close] if len(known) > 3 else known
-        hint = f"; did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        if self.suggestions:
+            hint = f"; did you mean: {', '.join(self.suggestions)}?"
+        elif 0 < len(known) <= 12:  # a short closed list (engines, KV dtypes, quants): show all of it
+            hint = f"; choose one of: {', '.join(known)}"
+        else:
+            hint = ""
         super().__init__(f"unknown {kind} '{name}'{hint}")
 
 

@@ -100,6 +100,18 @@ def resolve_hardware(gpu: str, calibration: str | None = None) -> HardwareProfil
     return local_hardware()
 
 
+def resolve_host(host: str | None) -> HardwareProfile:
+    """A host-memory profile (kind cpu) for offloaded layers; the default is a dual-channel DDR5 desktop."""
+    cpus = [h.id for h in catalog.hardware().items.values() if h.kind is DeviceKind.cpu] if host else []
+    try:
+        hw = catalog.load_hardware(host or DEFAULT_HOST)
+    except UnknownNameError:
+        raise UnknownNameError("host", host, cpus) from None
+    if hw.kind is not DeviceKind.cpu:
+        raise InputError(f"--host takes a host memory profile ({', '.join(cpus)}); '{hw.id}' is a {hw.kind.value}")
+    return hw
+
+
 def resolve_quant(model: ResolvedModel, quant: str | None) -> str | None:
     """A file fixes its format; a different ``--quant`` for it is a contradiction."""
     if model.layout is not None and quant is not None and model.quant and quant.lower() != model.quant:
@@ -155,6 +167,11 @@ def _warnings(d: Deployment, mem: MemoryBreakdown) -> list[str]:
             f"vLLM reserves {mem.device_bytes / GIB:.1f} GiB up front; its KV pool would hold about "
             f"{mem.kv_cache_tokens:,} tokens"
         )
+    hw = d.hardware
+    if d.engine is Engine.vllm and hw.family == "apple":
+        out.append("vLLM has no Apple GPU (Metal) backend; on a Mac use llama.cpp or Ollama")
+    if d.quant.id == "fp8" and hw.compute.fp8_tflops is None and hw.kind is not DeviceKind.cpu:
+        out.append(f"{hw.id} has no FP8 tensor cores: FP8 weights run as weight-only FP8 (dequantised to 16 bit)")
     if mem.host_bytes and d.host is not None and mem.host_bytes > d.host.memory_bytes:
         out.append(f"host memory {d.host.id} ({d.host.memory_bytes / GIB:.0f} GiB) cannot hold the "
                    f"{mem.host_bytes / GIB:.1f} GiB kept on the host")
@@ -274,7 +291,7 @@ def plan(
     eng = get_engine(engine)
     resolved = resolve_model(model)
     hw = resolve_hardware(gpu, calibration)
-    host_hw = catalog.load_hardware(host or DEFAULT_HOST)
+    host_hw = resolve_host(host)
     mode = parse_offload(offload)
     if mode != "none" and not eng.reads_gguf:
         raise InputError(f"--offload needs --engine llama.cpp or ollama, not {eng.value}")

@@ -207,3 +207,24 @@ def test_plan_console_script_maps_bad_input_to_exit_2(cli):
     result = cli("--model", "llama3.1-8b", "--gpu", "rtx4009", typer_app=plan_app)
     assert result.code == 2
     assert result.err_lines == ["error: unknown GPU 'rtx4009'; did you mean: rtx4090, rtx4080, rtx4070?"]
+
+
+def test_host_must_be_a_host_memory_profile(cli):
+    result = cli("plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--host", "rtx4090")
+    assert result.code == 2
+    assert result.err_lines[0].startswith("error: --host takes a host memory profile (")
+    assert result.err_lines[0].endswith("'rtx4090' is a gpu")
+
+
+def test_an_unknown_engine_lists_the_engines(cli):
+    result = cli("plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--engine", "foo")
+    assert result.err_lines == ["error: unknown engine 'foo'; choose one of: llama.cpp, ollama, vllm, torch, transformers"]
+
+
+def test_engine_and_device_mismatches_are_warned(cli):
+    import json
+
+    mac = json.loads(cli("plan", "-m", "llama3.1-8b", "-g", "m3-max", "-e", "vllm", "-q", "bf16", "--json").out)
+    assert any("no Apple GPU (Metal) backend" in w for w in mac["warnings"])
+    t4 = json.loads(cli("plan", "-m", "llama3.1-8b", "-g", "t4", "-e", "vllm", "-q", "fp8", "--json").out)
+    assert any("no FP8 tensor cores" in w for w in t4["warnings"])

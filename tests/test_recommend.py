@@ -166,7 +166,7 @@ def test_rejected_names_constraint(cli):
 @pytest.mark.parametrize("args,constraint", [
     (["--min-tok-s", "100000"], "min_tok_s"),
     (["--max-ttft", "0.000001"], "max_ttft"),
-    (["--min-ctx", "100000000"], "min_ctx"),
+    (["--min-ctx", "131072", "--quant", "f16", "--kv-dtype", "f16", "--no-offload"], "min_ctx"),
 ])
 def test_no_feasible_exits_1_naming_binding_constraint(cli, args, constraint):
     res = cli("recommend", "--model", "llama3.1-8b", "--gpu", "rtx4090", *args)

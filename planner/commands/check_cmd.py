@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from planner.cli import EXIT_FAIL, EXIT_OK, guarded
+from planner.commands.base import EXIT_FAIL, EXIT_OK, guarded
 
 
 def check_command(
@@ -19,7 +19,10 @@ def check_command(
     import time
 
     from planner.deploy import check_file
+    from planner.errors import InputError
 
+    if as_json and markdown:
+        raise InputError("choose one of --json and --markdown")
     start = time.perf_counter()
     result = check_file(file)
     if junit_xml:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from planner.cli import EXIT_FAIL, EXIT_OK, guarded
+from planner.commands.base import EXIT_FAIL, EXIT_OK, guarded
 
 
 def compare_command(
@@ -14,7 +14,7 @@ def compare_command(
     ctx: int = typer.Option(4096, "--ctx", min=1, help="context each sequence needs (tokens)"),
     quant: str | None = typer.Option(None, "--quant", "-q", help="only this weight format"),
     kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="only this KV dtype"),
-    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm or torch"),
+    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm, torch or transformers"),
     prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
     gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="sequences served at once"),
@@ -35,6 +35,8 @@ def compare_command(
     from planner.errors import InputError
     from planner.recommend import Targets
 
+    if as_json and markdown:
+        raise InputError("choose one of --json and --markdown")
     if prefer not in ("quality", "speed"):
         raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
     if gpus and all_devices:

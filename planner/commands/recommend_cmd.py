@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from planner.cli import EXIT_FAIL, EXIT_OK, guarded
+from planner.commands.base import EXIT_FAIL, EXIT_OK, guarded
 
 
 def recommend_command(
     model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, or a model file"),
     gpu: str = typer.Option(..., "--gpu", "-g", help="hardware id or alias, or a hardware YAML"),
-    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm or torch"),
+    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm, torch or transformers"),
     num_gpus: int = typer.Option(1, "--num-gpus", min=1, max=64, help="search GPU counts 1 … N"),
     min_ctx: int | None = typer.Option(None, "--min-ctx", min=1, help="context each sequence needs (tokens)"),
     min_tok_s: float | None = typer.Option(None, "--min-tok-s", min=0, help="decode tok/s per sequence, at least"),
@@ -36,6 +36,8 @@ def recommend_command(
     from planner.errors import InputError
     from planner.recommend import Targets, prepare, recommend
 
+    if as_json and markdown:
+        raise InputError("choose one of --json and --markdown")
     if prefer not in ("quality", "speed"):
         raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
     targets = Targets(min_ctx=min_ctx, min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e,
