@@ -119,15 +119,3 @@ def time_calls(fn: Callable[[], object], device: str, warmup: int = 3, repeats: 
             device_sync(device)
             seconds.append(time.perf_counter() - t0)
     return summarize(seconds)
-
-
-def estimate_repeats(
-    fn: Callable[[], object], device: str, budget_s: float, lo: int = 3, hi: int = 100
-) -> int:
-    """How many calls fit in ``budget_s`` seconds, from one timed call (triton's estimate step), in [lo, hi]."""
-    device_sync(device)
-    t0 = time.perf_counter()
-    fn()
-    device_sync(device)
-    per_call_s = max(time.perf_counter() - t0, 1e-6)
-    return int(min(hi, max(lo, budget_s // per_call_s)))

@@ -13,8 +13,6 @@ from planner.schema import HardwareProfile
 
 DATA_FILE = Path(__file__).parent / "data" / "efficiency.yaml"
 
-Fraction = Field(gt=0, le=1)
-
 
 class Efficiency(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -89,11 +89,3 @@ def kv_cache_bytes(
     layers = range(spec.architecture.n_layers) if layers is None else layers
     n_global = sum(is_global_attention_layer(spec, i) for i in layers)
     return per_layer * (n_global * global_cells + (len(layers) - n_global) * window_cells)
-
-
-def kv_read_bytes_per_step(spec: ModelSpec, kv: KVDType, context_tokens: int) -> int:
-    """KV bytes one decode step reads for one sequence whose context holds ``context_tokens``:
-    sliding-window layers read at most their window (physics.md §4.1, §2.3)."""
-    window = spec.architecture.sliding_window
-    capped = min(context_tokens, window) if window else context_tokens
-    return kv_cache_bytes(spec, kv, context_tokens, capped)

@@ -129,7 +129,9 @@ def weight_read_bytes(d: Deployment, layers: range, tokens: int) -> float:
 
 
 def window_applies(d: Deployment) -> bool:
-    """llama.cpp loads Mistral-7B-v0.1 without its window (LLM_ARCH_LLAMA); others honour windows."""
+    """Whether attention reads are capped at the sliding window: llama.cpp builds windowed caches only for
+    the architectures in engines.LLAMA_CPP_SWA_FAMILIES (Mistral-7B-v0.1 loads as LLM_ARCH_LLAMA with a
+    full cache); vLLM and PyTorch honour every window."""
     a = d.model.architecture
     if a.sliding_window is None:
         return False

@@ -6,7 +6,6 @@ so conversions live here and nowhere else.
 
 from __future__ import annotations
 
-KIB = 1024
 MIB = 1024**2
 GIB = 1024**3
 GB = 10**9
@@ -14,11 +13,8 @@ TERA = 10**12
 
 
 def gib_to_bytes(gib: float) -> int:
-    return int(round(gib * GIB))
+    return round(gib * GIB)
 
-
-def mib_to_bytes(mib: float) -> int:
-    return int(round(mib * MIB))
 
 
 def gb_per_s_to_bytes_per_s(gb_per_s: float) -> float:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, Keys
@@ -315,12 +314,3 @@ def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
             raise cur.fail(f"tensor '{t.name}' overlaps the previous tensor's data")
         end = t.offset + t.n_bytes
     return GGUFHeader(cur.path, version, metadata, tensors, alignment, data_offset, cur.size)
-
-
-def is_gguf(path: str | os.PathLike[str]) -> bool:
-    """True when the file starts with the GGUF magic (reads 4 bytes)."""
-    try:
-        with Path(path).open("rb") as fh:
-            return fh.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
