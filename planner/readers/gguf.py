@@ -147,9 +147,7 @@ def _sliding(meta: _Meta, family: Family, n_layers: int) -> tuple[int | None, in
     return window, 1
 
 
-def build_spec(metadata: dict[str, object], tensors: list[TensorInfo], path: Path) -> ModelSpec:
-    """A ModelSpec from GGUF metadata and tensor names."""
-    p = str(path)
+def _family(metadata: dict[str, object], p: str) -> tuple[str, Family]:
     arch = metadata.get(Keys.General.ARCHITECTURE)
     if not isinstance(arch, str):
         raise SpecFileError(p, "GGUF metadata lacks general.architecture")
@@ -159,69 +157,51 @@ def build_spec(metadata: dict[str, object], tensors: list[TensorInfo], path: Pat
             f"{p}: GGUF architecture '{arch[:60]}' is not supported "
             f"(supported: {', '.join(sorted(GGUF_ARCHES))})"
         )
-    meta = _Meta(metadata, arch, p)
-    names = {t.name for t in tensors}
-    by_name = {t.name: t for t in tensors}
-    n_layers = meta.int(Keys.LLM.BLOCK_COUNT, required=True)
-    hidden = meta.int(Keys.LLM.EMBEDDING_LENGTH, required=True)
-    n_heads = meta.int(Keys.Attention.HEAD_COUNT, required=True)
-    n_experts = meta.int(Keys.LLM.EXPERT_COUNT, 0)
-    if family is Family.llama and n_experts:
-        family = Family.mixtral  # Mixtral is stored as arch "llama" with experts
-    ff = meta.int(Keys.LLM.FEED_FORWARD_LENGTH) or meta.int(
-        Keys.LLM.EXPERT_FEED_FORWARD_LENGTH, required=True
-    )
-    embd = by_name.get("token_embd.weight")
+    return arch, family
+
+
+def _vocab(meta: _Meta, metadata: dict[str, object], embd: TensorInfo | None, arch: str, p: str) -> int:
     vocab = meta.int(Keys.LLM.VOCAB_SIZE) or (embd.shape[1] if embd and len(embd.shape) > 1 else None)
     tokens = metadata.get(Keys.Tokenizer.LIST)
     if not vocab and isinstance(tokens, GGUFArray):
         vocab = tokens.count
     if not vocab:
         raise SpecFileError(p, f"GGUF has no {arch}.vocab_size, token_embd.weight or tokenizer list")
-    window, period = _sliding(meta, family, n_layers)
-    ftype = metadata.get(Keys.General.FILE_TYPE)
-    native = {0: "f32", 1: "f16", 32: "bf16"}.get(ftype, "mxfp4" if family is Family.gpt_oss else "bf16")
-    mla = None
-    kv_heads = meta.int(Keys.Attention.HEAD_COUNT_KV) or None
-    head_dim = meta.int(Keys.Attention.KEY_LENGTH) or None
-    if family is Family.deepseek_v3:
-        rope = meta.int(Keys.Rope.DIMENSION_COUNT, required=True)
-        qk = meta.int(Keys.Attention.KEY_LENGTH_MLA) or meta.int(Keys.Attention.KEY_LENGTH, required=True)
-        v = meta.int(Keys.Attention.VALUE_LENGTH_MLA) or meta.int(Keys.Attention.VALUE_LENGTH, required=True)
-        if qk <= rope:
-            raise SpecFileError(p, f"deepseek2 key length {qk} must exceed the rope dimension {rope}")
-        mla = {
-            "source": p,
-            "q_lora_rank": meta.int(Keys.Attention.Q_LORA_RANK) or None,
-            "kv_lora_rank": meta.int(Keys.Attention.KV_LORA_RANK, required=True),
-            "qk_nope_head_dim": qk - rope,
-            "qk_rope_head_dim": rope,
-            "v_head_dim": v,
-        }
-        kv_heads, head_dim = n_heads, qk  # same convention as the config.json reader
-    moe = None
-    if n_experts:
-        moe = {
-            "source": p,
-            "n_experts": n_experts,
-            "n_active_experts": meta.int(Keys.LLM.EXPERT_USED_COUNT, required=True),
-            "expert_intermediate_size": meta.int(Keys.LLM.EXPERT_FEED_FORWARD_LENGTH) or ff,
-            "n_shared_experts": meta.int(Keys.LLM.EXPERT_SHARED_COUNT, 0),
-            "first_dense_layers": meta.int(Keys.LLM.LEADING_DENSE_BLOCK_COUNT, 0),
-            "router_bias": any(n.endswith("ffn_gate_inp.bias") for n in names),
-        }
-    arch_block = {
+    return vocab
+
+
+def _mla_block(meta: _Meta, p: str) -> dict:
+    """deepseek2 keys → the MLA block (the key length includes the rope part)."""
+    rope = meta.int(Keys.Rope.DIMENSION_COUNT, required=True)
+    qk = meta.int(Keys.Attention.KEY_LENGTH_MLA) or meta.int(Keys.Attention.KEY_LENGTH, required=True)
+    v = meta.int(Keys.Attention.VALUE_LENGTH_MLA) or meta.int(Keys.Attention.VALUE_LENGTH, required=True)
+    if qk <= rope:
+        raise SpecFileError(p, f"deepseek2 key length {qk} must exceed the rope dimension {rope}")
+    return {
         "source": p,
-        "family": family,
-        "n_layers": n_layers,
-        "hidden_size": hidden,
-        "n_heads": n_heads,
-        "n_kv_heads": kv_heads,
-        "head_dim": head_dim,
-        "intermediate_size": ff,
-        "vocab_size": vocab,
-        "max_context": meta.int(Keys.LLM.CONTEXT_LENGTH, required=True),
-        "tie_word_embeddings": "output.weight" not in names,
+        "q_lora_rank": meta.int(Keys.Attention.Q_LORA_RANK) or None,
+        "kv_lora_rank": meta.int(Keys.Attention.KV_LORA_RANK, required=True),
+        "qk_nope_head_dim": qk - rope,
+        "qk_rope_head_dim": rope,
+        "v_head_dim": v,
+    }
+
+
+def _moe_block(meta: _Meta, p: str, n_experts: int, ff: int, names: set[str]) -> dict:
+    return {
+        "source": p,
+        "n_experts": n_experts,
+        "n_active_experts": meta.int(Keys.LLM.EXPERT_USED_COUNT, required=True),
+        "expert_intermediate_size": meta.int(Keys.LLM.EXPERT_FEED_FORWARD_LENGTH) or ff,
+        "n_shared_experts": meta.int(Keys.LLM.EXPERT_SHARED_COUNT, 0),
+        "first_dense_layers": meta.int(Keys.LLM.LEADING_DENSE_BLOCK_COUNT, 0),
+        "router_bias": any(n.endswith("ffn_gate_inp.bias") for n in names),
+    }
+
+
+def _bias_flags(names: set[str]) -> dict[str, bool]:
+    """Attention and MLP biases, and q/k norms, as layer 0's tensor names show them."""
+    return {
         "attention_bias": any(
             n.startswith("blk.0.attn_") and n.endswith(".bias") and "norm" not in n for n in names
         ),
@@ -230,9 +210,38 @@ def build_spec(metadata: dict[str, object], tensors: list[TensorInfo], path: Pat
             for n in names
         ),
         "qk_norm": "blk.0.attn_q_norm.weight" in names,
-        "sliding_window": window,
-        "sliding_window_period": period,
-        "native_dtype": native,
+    }
+
+
+def build_spec(metadata: dict[str, object], tensors: list[TensorInfo], path: Path) -> ModelSpec:
+    """A ModelSpec from GGUF metadata and tensor names."""
+    p = str(path)
+    arch, family = _family(metadata, p)
+    meta = _Meta(metadata, arch, p)
+    names = {t.name for t in tensors}
+    n_layers = meta.int(Keys.LLM.BLOCK_COUNT, required=True)
+    n_heads = meta.int(Keys.Attention.HEAD_COUNT, required=True)
+    n_experts = meta.int(Keys.LLM.EXPERT_COUNT, 0)
+    if family is Family.llama and n_experts:
+        family = Family.mixtral  # Mixtral is stored as arch "llama" with experts
+    ff = meta.int(Keys.LLM.FEED_FORWARD_LENGTH) or meta.int(Keys.LLM.EXPERT_FEED_FORWARD_LENGTH, required=True)
+    embd = next((t for t in tensors if t.name == "token_embd.weight"), None)
+    window, period = _sliding(meta, family, n_layers)
+    native = {0: "f32", 1: "f16", 32: "bf16"}.get(metadata.get(Keys.General.FILE_TYPE),
+                                                   "mxfp4" if family is Family.gpt_oss else "bf16")
+    mla = _mla_block(meta, p) if family is Family.deepseek_v3 else None
+    kv_heads = meta.int(Keys.Attention.HEAD_COUNT_KV) or None
+    head_dim = meta.int(Keys.Attention.KEY_LENGTH) or None
+    if mla:  # same convention as the config.json reader
+        kv_heads, head_dim = n_heads, mla["qk_nope_head_dim"] + mla["qk_rope_head_dim"]
+    arch_block = {
+        "source": p, "family": family, "n_layers": n_layers,
+        "hidden_size": meta.int(Keys.LLM.EMBEDDING_LENGTH, required=True), "n_heads": n_heads,
+        "n_kv_heads": kv_heads, "head_dim": head_dim, "intermediate_size": ff,
+        "vocab_size": _vocab(meta, metadata, embd, arch, p),
+        "max_context": meta.int(Keys.LLM.CONTEXT_LENGTH, required=True),
+        "tie_word_embeddings": "output.weight" not in names, **_bias_flags(names),
+        "sliding_window": window, "sliding_window_period": period, "native_dtype": native,
     }
     name = metadata.get(Keys.General.NAME)
     stem = _stem(path)
@@ -241,13 +250,10 @@ def build_spec(metadata: dict[str, object], tensors: list[TensorInfo], path: Pat
             id=make_id(stem),
             name=(name if isinstance(name, str) and name.strip() else stem)[:200],
             architecture=Architecture(**arch_block),
-            moe=MoE(**moe) if moe else None,
+            moe=MoE(**_moe_block(meta, p, n_experts, ff, names)) if n_experts else None,
             mla=MLA(**mla) if mla else None,
-            published=Published(
-                source=p,
-                total_params=max(1, sum(t.n_elements for t in tensors)),
-                note="total_params counted from the GGUF tensor infos",
-            ),
+            published=Published(source=p, total_params=max(1, sum(t.n_elements for t in tensors)),
+                                note="total_params counted from the GGUF tensor infos"),
         )
     except ValidationError as exc:
         raise spec_error(p, exc) from None
