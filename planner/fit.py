@@ -97,6 +97,49 @@ class FitResult:
         return float(np.median(errs)) if errs else float("nan")
 
 
+def _fit_decode(dec: list[Observation], base: Efficiency, layer_overhead: bool) -> dict:
+    """NNLS on memory-bound decode steps: fixed and per-layer overhead, 1/η_w per format family, 1/η_kv
+    and, with tensor-parallel rows, the all-reduce latency (its column is 2·L per step)."""
+    families = sorted({o.deployment.quant.family for o in dec})
+    fit_ar = any(o.deployment.tp > 1 for o in dec)
+    cols = (["fixed"] + (["layer"] if layer_overhead else []) + [f"w:{f}" for f in families] + ["kv"]
+            + (["allreduce"] if fit_ar else []))
+    rows, rhs = [], []
+    for o in dec:
+        w_s, kv_s, comm_s, n_layers = _decode_terms(o.deployment, 0.0 if fit_ar else base.allreduce_latency_s)
+        fam = o.deployment.quant.family
+        row = [1.0] + ([float(n_layers)] if layer_overhead else [])
+        row += [w_s if f == fam else 0.0 for f in families] + [kv_s]
+        if fit_ar:
+            row.append(2.0 * n_layers if o.deployment.tp > 1 else 0.0)
+        rows.append(np.array(row) / o.decode_step_s)
+        rhs.append((o.decode_step_s - comm_s - w_s - kv_s) / o.decode_step_s)
+    sol = dict(zip(cols, nnls(np.array(rows), np.array(rhs))))
+    out = {
+        "step_overhead_s": float(sol["fixed"]),
+        "layer_overhead_s": float(sol.get("layer", 0.0)),
+        "weight_bandwidth": {**base.weight_bandwidth, **{f: 1.0 / (1.0 + float(sol[f"w:{f}"])) for f in families}},
+        "allreduce_latency_s": float(sol["allreduce"]) if fit_ar else base.allreduce_latency_s,
+    }
+    if any(_decode_terms(o.deployment, base.allreduce_latency_s)[1] > 0 for o in dec):
+        out["kv_bandwidth"] = 1.0 / (1.0 + float(sol["kv"]))
+    return out
+
+
+def _fit_prefill(pre: list[Observation], eff: Efficiency) -> dict:
+    """NNLS on prefills: a fixed overhead and 1/η_c per format family, given the decode-fitted terms."""
+    families = sorted({o.deployment.quant.family for o in pre})
+    rows, rhs = [], []
+    for o in pre:
+        f_s, known_s = _prefill_terms(o.deployment, eff.allreduce_latency_s, eff.layer_overhead_s)
+        fam = o.deployment.quant.family
+        rows.append(np.array([1.0] + [f_s if f == fam else 0.0 for f in families]) / o.prefill_s)
+        rhs.append((o.prefill_s - known_s - f_s) / o.prefill_s)
+    x = nnls(np.array(rows), np.array(rhs))
+    compute = {**eff.compute, **{f: 1.0 / (1.0 + float(x[i])) for i, f in enumerate(families, start=1)}}
+    return {"prefill_overhead_s": float(x[0]), "compute": compute}
+
+
 def fit_efficiency(observations: list[Observation], base: Efficiency, source: str,
                    layer_overhead: bool = True) -> Efficiency:
     """Efficiencies that best explain the observations; what they do not inform keeps ``base``."""
@@ -104,9 +147,6 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
     pre = [o for o in observations if o.prefill_s and o.deployment.workload.prompt_tokens > 0]
     if not dec and not pre:
         raise InputError("no usable measurements to fit")
-    weight_bw = dict(base.weight_bandwidth)
-    kv_bw, step_s, layer_s = base.kv_bandwidth, base.step_overhead_s, base.layer_overhead_s
-    allreduce_s = base.allreduce_latency_s
     # Bandwidths and overheads come from batch-1 steps, which are memory-bound on every device; larger
     # batches then tell how fast small GEMMs run (decode_compute), which CPUs in particular do poorly.
     batched = [o for o in dec if o.deployment.workload.batch > 1]
@@ -114,49 +154,11 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
         dec = [o for o in dec if o.deployment.workload.batch == 1]
     else:
         batched = []
+    eff = base.model_copy(update={"source": source, "origin": "calibrated", "error_band": None})
     if dec:
-        families = sorted({o.deployment.quant.family for o in dec})
-        fit_ar = any(o.deployment.tp > 1 for o in dec)
-        cols = (["fixed"] + (["layer"] if layer_overhead else []) + [f"w:{f}" for f in families] + ["kv"]
-                + (["allreduce"] if fit_ar else []))
-        rows, rhs = [], []
-        for o in dec:
-            # With tensor-parallel rows the all-reduce latency is fitted too: its column is 2·L per step.
-            w_s, kv_s, comm_s, n_layers = _decode_terms(o.deployment, 0.0 if fit_ar else allreduce_s)
-            fam = o.deployment.quant.family
-            row = [1.0] + ([float(n_layers)] if layer_overhead else [])
-            row += [w_s if f == fam else 0.0 for f in families] + [kv_s]
-            if fit_ar:
-                row.append(2.0 * n_layers if o.deployment.tp > 1 else 0.0)
-            rows.append(np.array(row) / o.decode_step_s)
-            rhs.append((o.decode_step_s - comm_s - w_s - kv_s) / o.decode_step_s)
-        x = nnls(np.array(rows), np.array(rhs))
-        sol = dict(zip(cols, x))
-        step_s = float(sol["fixed"])
-        layer_s = float(sol.get("layer", 0.0))
-        for f in families:
-            weight_bw[f] = 1.0 / (1.0 + float(sol[f"w:{f}"]))
-        if any(_decode_terms(o.deployment, allreduce_s)[1] > 0 for o in dec):
-            kv_bw = 1.0 / (1.0 + float(sol["kv"]))
-        if fit_ar:
-            allreduce_s = float(sol["allreduce"])
-    compute = dict(base.compute)
-    prefill_s = base.prefill_overhead_s
+        eff = eff.model_copy(update=_fit_decode(dec, base, layer_overhead))
     if pre:
-        families = sorted({o.deployment.quant.family for o in pre})
-        rows, rhs = [], []
-        for o in pre:
-            f_s, known_s = _prefill_terms(o.deployment, allreduce_s, layer_s)
-            fam = o.deployment.quant.family
-            rows.append(np.array([1.0] + [f_s if f == fam else 0.0 for f in families]) / o.prefill_s)
-            rhs.append((o.prefill_s - known_s - f_s) / o.prefill_s)
-        x = nnls(np.array(rows), np.array(rhs))
-        prefill_s = float(x[0])
-        for i, f in enumerate(families, start=1):
-            compute[f] = 1.0 / (1.0 + float(x[i]))
-    eff = Efficiency(weight_bandwidth=weight_bw, kv_bandwidth=kv_bw, compute=compute, step_overhead_s=step_s,
-                     layer_overhead_s=layer_s, prefill_overhead_s=prefill_s, source=source,
-                     origin="calibrated", allreduce_latency_s=allreduce_s, decode_compute=base.decode_compute)
+        eff = eff.model_copy(update=_fit_prefill(pre, eff))
     return _fit_decode_compute(batched, dec, eff) if batched else eff
 
 
