@@ -104,3 +104,29 @@ def test_plot_without_matplotlib(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--plot", str(tmp_path / "x.png"))
     assert res.code == 2 and res.err_lines == ["error: --plot needs matplotlib: pip install 'planner[plot]'"]
+
+
+def test_quant_the_engine_cannot_run_is_an_input_error_like_plan(cli):
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--engine", "vllm", "--quant", "q4_k_m")
+    assert res.code == 2 and res.out == "" and len(res.err_lines) == 1
+    plan_res = cli("plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--engine", "vllm", "--quant", "q4_k_m")
+    assert res.err_lines == plan_res.err_lines
+    assert res.err_lines[0].startswith("error: engine vllm does not run quant 'q4_k_m'; choose one of: ")
+
+
+def test_each_device_is_compared_once_however_often_it_is_named(cli):
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090,rtx4090,t4,4090,RTX 4090", "--json")
+    assert res.code == 0
+    assert [r["gpu"] for r in json.loads(res.out)["rows"]] == ["rtx4090", "t4"]
+
+
+def test_json_and_markdown_together_is_an_input_error(cli):
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--json", "--markdown")
+    assert res.code == 2 and res.out == ""
+    assert res.err_lines == ["error: choose one of --json and --markdown"]
+
+
+def test_ctx_above_the_trained_context_is_an_input_error_naming_it(cli):
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--ctx", "200000")
+    assert res.code == 2
+    assert res.err_lines == ["error: --ctx 200,000 is above llama3.1-8b's trained context of 131,072 tokens"]

@@ -233,3 +233,145 @@ def test_text_and_markdown(cli):
     assert "llama-server -m" in res.out
     md = cli("recommend", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--markdown")
     assert md.code == 0 and md.out.startswith("### Recommended settings") and "```sh" in md.out
+
+
+# ------------------------------------------------------------------ review findings
+
+
+@pytest.mark.parametrize("args,constraint", [
+    (["--concurrency", "10000"], "host_memory"),
+    (["--model", "llama3.1-405b", "--gpu", "rtx3060-12gb", "--no-offload"], "memory"),
+    (["--min-ctx", "131072", "--quant", "f16", "--kv-dtype", "f16", "--no-offload"], "min_ctx"),
+    (["--min-tok-s", "100000"], "min_tok_s"),
+    (["--max-ttft", "0.000001"], "max_ttft"),
+])
+def test_binding_constraint_reports_a_value_on_the_failing_side(cli, args, constraint):
+    base = ["--model", "llama3.1-8b", "--gpu", "rtx4090"]
+    res = cli("recommend", *base, *args, "--json")
+    data = json.loads(res.out)
+    assert res.code == 1 and data["binding_constraint"] == constraint
+    for rej in data["rejected"]:
+        below = rej["constraint"] in ("min_ctx", "min_tok_s")
+        assert (rej["predicted"] < rej["required"]) if below else (rej["predicted"] > rej["required"]), rej
+
+
+def test_host_memory_binds_when_offloaded_layers_overflow_the_host(cli):
+    res = cli("recommend", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--concurrency", "10000")
+    assert res.code == 1
+    assert "binding constraint: host_memory" in res.out
+    line = res.out.splitlines()[res.out.splitlines().index(
+        "no configuration fits and meets the targets; binding constraint: host_memory") + 1]
+    assert "of host memory; the host has 64.00 GiB" in line
+    needs = float(line.split("needs ")[1].split(" GiB")[0])
+    assert needs > 64.0
+
+
+def test_offloaded_part_that_overflows_the_host_is_not_a_device_memory_failure():
+    r, hw = resolve_model("llama3.1-8b"), catalog.load_hardware("rtx4090")
+    host = catalog.load_hardware(DEFAULT_HOST)
+    d = deployment(r, hw, Engine.llama_cpp, quants_for(Engine.llama_cpp, r.spec)[0], "f16",
+                   Workload(batch=10000), host=host)
+    grid = Group(d).evaluate([get_kv_dtype("f16")], [0, 32], [256], [10000])
+    device_fits, host_fits = grid.device_fits.ravel(), grid.host_fits.ravel()
+    assert list(device_fits) == [False, True]  # all 32 layers in host memory leave the GPU room
+    assert list(host_fits) == [True, False]  # ... but 10,000 sequences of KV cache do not fit 64 GiB
+    assert list(grid.fits.ravel()) == [False, False]
+    assert int(grid.host_bytes.ravel()[1]) > host.memory_bytes
+
+
+def test_min_ctx_above_the_trained_context_is_an_input_error_naming_it(cli):
+    import time
+
+    start = time.perf_counter()
+    res = cli("recommend", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--min-ctx", "100000000")
+    assert time.perf_counter() - start < 2
+    assert res.code == 2 and res.out == ""
+    expected = "error: --min-ctx 100,000,000 is above llama3.1-8b's trained context of 131,072 tokens"
+    assert res.err_lines == [expected]
+
+
+def test_min_ctx_equal_to_the_trained_context_is_searched(cli):
+    res = cli("recommend", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--min-ctx", "131072", "--json")
+    data = json.loads(res.out)
+    assert res.code == 0 and data["recommendations"][0]["ctx"] == 131072
+
+
+def test_prompt_and_gen_above_the_trained_context_is_an_input_error(cli):
+    res = cli("recommend", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--prompt", "131072", "--gen", "1")
+    assert res.code == 2
+    expected = "error: --prompt + --gen = 131,073 tokens is above llama3.1-8b's trained context of 131,072 tokens"
+    assert res.err_lines == [expected]
+
+
+def test_quant_the_engine_cannot_run_is_an_input_error_like_plan(cli):
+    args = ["--model", "llama3.1-8b", "--gpu", "rtx4090", "--engine", "vllm", "--quant", "q4_k_m"]
+    res = cli("recommend", *args)
+    assert res.code == 2 and len(res.err_lines) == 1
+    assert res.err_lines == cli("plan", *args).err_lines
+    assert res.err_lines[0].startswith("error: engine vllm does not run quant 'q4_k_m'; choose one of: ")
+
+
+def test_json_and_markdown_together_is_an_input_error(cli):
+    res = cli("recommend", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--json", "--markdown")
+    assert res.code == 2 and res.out == ""
+    assert res.err_lines == ["error: choose one of --json and --markdown"]
+
+
+def test_quality_ranks_every_fully_resident_configuration_before_any_offloaded_one():
+    r = recommend(prepare("llama3.1-8b", "rtx4090", kv_dtype="f16", concurrency=128), "quality", top=50)
+    recs = r.recommendations
+    resident = [x.offload_layers == 0 for x in recs]
+    assert resident[0] and resident == sorted(resident, reverse=True)  # no resident one after an offloaded
+    assert (recs[0].quant, recs[0].offload_layers) == ("q8_0", 0)
+    f16 = next(x for x in recs if x.quant == "f16")
+    assert f16.offload_layers == 7
+    assert recs[0].plan.performance.decode_tok_s == pytest.approx(15.9, abs=0.05)
+    assert f16.plan.performance.decode_tok_s == pytest.approx(2.1, abs=0.05)
+
+
+def test_quality_objective_orders_resident_then_weight_bits_then_kv_bits_then_gpus_then_speed():
+    from planner.recommend_rank import objective
+    from planner.recommend_types import Config
+
+    def cfg(quant, wbits, kvbits, gpus=1, host=0, tok_s=10.0):
+        return Config(quant=quant, kv_dtype="f16", ctx=4096, concurrency=1, offload_layers=host, num_gpus=gpus,
+                      decode_tok_s=tok_s, ttft_s=0.1, e2e_s=1.0, total_bytes=1, device_bytes=2,
+                      weight_bits=wbits, kv_bits=kvbits)
+
+    configs = [
+        cfg("f16-offloaded", 16, 16, host=7, tok_s=100),
+        cfg("q8-slow", 8.5, 16, tok_s=5),
+        cfg("q8-fast", 8.5, 16, tok_s=6),
+        cfg("q8-kv8", 8.5, 8.5, tok_s=50),
+        cfg("q8-two-gpus", 8.5, 16, gpus=2, tok_s=60),
+        cfg("f32", 32, 16, tok_s=1),
+        cfg("q4", 4.5, 16, tok_s=90),
+        cfg("f16-offloaded-more", 16, 16, host=20, tok_s=100),
+    ]
+    ranked = [c.quant for c in sorted(configs, key=lambda c: objective(c, "quality"))]
+    assert ranked == ["f32", "q8-fast", "q8-slow", "q8-two-gpus", "q8-kv8", "q4", "f16-offloaded",
+                      "f16-offloaded-more"]
+
+
+def test_recommend_modules_keep_functions_short():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "planner"
+    for path in sorted(root.glob("recommend*.py")):
+        source = path.read_text(encoding="utf-8")
+        assert len(source.splitlines()) <= 400, path.name
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef):
+                assert node.end_lineno - node.lineno + 1 <= 50, f"{path.name}:{node.name}"
+
+
+def test_objective_is_documented():
+    from pathlib import Path
+
+    import planner.recommend
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "recommend.md").read_text(encoding="utf-8")
+    for text in (doc, planner.recommend.__doc__):
+        assert "every layer in device memory" in text
+        assert "bits per weight" in text and "fewest GPUs" in text
