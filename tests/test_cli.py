@@ -228,3 +228,17 @@ def test_engine_and_device_mismatches_are_warned(cli):
     assert any("no Apple GPU (Metal) backend" in w for w in mac["warnings"])
     t4 = json.loads(cli("plan", "-m", "llama3.1-8b", "-g", "t4", "-e", "vllm", "-q", "fp8", "--json").out)
     assert any("no FP8 tensor cores" in w for w in t4["warnings"])
+
+
+def test_plan_refuses_json_and_markdown_together(cli):
+    result = cli("plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--json", "--markdown")
+    assert (result.code, result.err_lines) == (2, ["error: choose one of --json and --markdown"])
+
+
+def test_command_modules_import_on_their_own():
+    import subprocess
+    import sys
+
+    for module in ("plan_cmd", "recommend_cmd", "compare_cmd", "check_cmd", "calibrate_cmd", "validate_cmd"):
+        code = f"import planner.commands.{module}"
+        assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0, module

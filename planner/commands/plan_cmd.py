@@ -34,6 +34,8 @@ def plan_command(
     from planner.estimate import plan
     from planner.workload import Workload
 
+    if as_json and markdown:
+        raise InputError("choose one of --json and --markdown")
     if parallel is not None and parallel not in ("tp", "pp", "layer"):
         raise InputError(f"--parallel takes tp, pp or layer, not '{parallel}'")
     workload = Workload(ctx=ctx, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
