@@ -1,4 +1,4 @@
-"""Run the decode benchmark suite on the CPU and report decode bytes/s as a fraction of copy bandwidth.
+"""Run the decode benchmark suite (CPU by default) and report decode bytes/s as a fraction of copy bandwidth.
 
     python benchmarks/decode_bench_cpu.py            # full grid, a few minutes on 2 cores
     python benchmarks/decode_bench_cpu.py --quick    # under a minute
@@ -26,11 +26,12 @@ GB = 1e9
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     parser.add_argument("--quick", action="store_true", help="small grid (< 60 s)")
     parser.add_argument("--dtype", default=None, help="torch dtype name (default float32 on CPU)")
     parser.add_argument("--json", type=Path, default=None, help="write the BenchSuiteResult here")
     args = parser.parse_args()
-    result = run_suite("cpu", quick=args.quick, dtype=args.dtype, progress=lambda m: print(f"  {m}", flush=True))
+    result = run_suite(args.device, quick=args.quick, dtype=args.dtype, progress=lambda m: print(f"  {m}", flush=True))
     print(f"device: {result.device_name}, torch {result.torch_version}, {result.dtype}, "
           f"{result.cpu_threads} threads, {result.elapsed_seconds:.0f} s")
     print(f"copy bandwidth: {result.copy.bytes_per_s / GB:.1f} GB/s ({result.copy.size_bytes / 2**20:.0f} MiB)")
