@@ -39,9 +39,10 @@ from kernels.shapes import (
     resident_bytes,
     weight_bytes_per_step,
 )
-from kernels.timing import device_sync, import_torch, resolve_device, time_calls
+from kernels.timing import Timing, device_sync, import_torch, resolve_device, time_calls
 
 MIB, GIB = 1024**2, 1024**3
+Note = Callable[[str], None]  # a progress callback: one line per benchmark step
 
 
 @dataclass(frozen=True)
@@ -99,15 +100,10 @@ def cache_length(context_tokens: int, warmup_steps: int, n_steps: int) -> int:
     return prompt_length(context_tokens, warmup_steps, n_steps) + warmup_steps + n_steps
 
 
-def run_decode(
-    model: RandomLlama,
-    batch: int,
-    context_tokens: int,
-    warmup_steps: int = 3,
-    n_steps: int = 10,
-    seed: int = 0,
-) -> DecodeRun:
-    """Prefill, then time ``n_steps`` greedy decode steps after ``warmup_steps``; see the module docstring."""
+def _time_decode(
+    model: RandomLlama, batch: int, context_tokens: int, warmup_steps: int, n_steps: int, seed: int
+) -> tuple[int, float, Timing]:
+    """Prefill a random prompt, then time the decode steps: (prompt_tokens, prefill_seconds, timing)."""
     torch = import_torch()
     dims, device = model.dims, model.device
     prompt_tokens = prompt_length(context_tokens, warmup_steps, n_steps)
@@ -128,12 +124,21 @@ def run_decode(
             state["pos"] += 1
 
         timing = time_calls(step, device, warmup=warmup_steps, repeats=n_steps)
+    return prompt_tokens, prefill_seconds, timing
+
+
+def _decode_result(
+    model: RandomLlama, batch: int, context_tokens: int, prompt_tokens: int, prefill_s: float, timing: Timing
+) -> DecodeRun:
+    """Attach the byte and FLOP accounting of ``kernels.shapes`` to one timed decode."""
+    torch = import_torch()
+    dims = model.dims
     elem = torch.empty((), dtype=model.dtype).element_size()
     weight_bytes = weight_bytes_per_step(dims, model.n_layers, elem)
     kv_bytes = kv_bytes_per_step(dims, model.n_layers, batch, context_tokens, elem)
     flops = flops_per_step(dims, model.n_layers, batch, context_tokens)
     return DecodeRun(
-        device=device,
+        device=model.device,
         dtype=dtype_name(model.dtype),
         batch=batch,
         context_tokens=context_tokens,
@@ -147,10 +152,23 @@ def run_decode(
         seconds_per_step_p20=timing.p20_s,
         seconds_per_step_p80=timing.p80_s,
         n_steps=timing.n,
-        prefill_seconds=prefill_seconds,
+        prefill_seconds=prefill_s,
         bytes_per_s=(weight_bytes + kv_bytes) / timing.median_s,
         flops_per_s=flops / timing.median_s,
     )
+
+
+def run_decode(
+    model: RandomLlama,
+    batch: int,
+    context_tokens: int,
+    warmup_steps: int = 3,
+    n_steps: int = 10,
+    seed: int = 0,
+) -> DecodeRun:
+    """Prefill, then time ``n_steps`` greedy decode steps after ``warmup_steps``; see the module docstring."""
+    prompt_tokens, prefill_s, timing = _time_decode(model, batch, context_tokens, warmup_steps, n_steps, seed)
+    return _decode_result(model, batch, context_tokens, prompt_tokens, prefill_s, timing)
 
 
 @dataclass(frozen=True)
@@ -256,6 +274,90 @@ def _identity(device: str, dtype: Any) -> dict[str, Any]:
     }
 
 
+def _gemv_suite(
+    device: str, dims: ModelDims, quick: bool, stream_bytes: int, dtype: str | None, note: Note
+) -> list[mb.GemvResult]:
+    """Batch-1 GEMV over the layer's largest matrices (and the LM head in the full mode)."""
+    shapes = matmul_shapes(dims)
+    gemv_shapes = [shapes["w_gate_up"], shapes["w_down"]] + ([] if quick else [(dims.hidden, dims.vocab)])
+    gemv = []
+    for k, n in gemv_shapes:
+        note(f"GEMV {k}x{n}")
+        gemv.append(mb.gemv_bandwidth(device, k, n, 2 * stream_bytes, dtype))
+    return gemv
+
+
+def _gemm_and_attention(
+    device: str, dims: ModelDims, grid: dict[str, list[int]], dtype: str | None, note: Note
+) -> tuple[list[mb.GemmResult], list[mb.AttentionResult]]:
+    """Full mode only: GEMM throughput at growing batch, and attention bandwidth over the grid's contexts."""
+    gemm, attention = [], []
+    k, n = matmul_shapes(dims)["w_gate_up"]
+    for m in sorted({*grid["batches"], 128, 512, 2048}):
+        note(f"GEMM {m}x{k}x{n}")
+        gemm.append(mb.gemm_throughput(device, m, k, n, dtype))
+    for ctx in grid["contexts"]:
+        note(f"attention over {ctx} cached tokens")
+        attention.append(
+            mb.attention_bandwidth(device, 1, dims.n_heads, dims.n_kv_heads, dims.head_dim, ctx, dtype)
+        )
+    return gemm, attention
+
+
+@dataclass(frozen=True)
+class _DecodePlan:
+    """What every decode run of the grid shares: where, in what dtype, under which budget, how many steps."""
+
+    device: str
+    dims: ModelDims
+    torch_dtype: Any
+    elem: int  # bytes per element of torch_dtype
+    budget: int
+    warmup_steps: int
+    n_steps: int
+    note: Note
+
+
+def _decode_model_runs(
+    plan: _DecodePlan, model: RandomLlama, n_layers: int, grid: dict[str, list[int]], skipped: list[str]
+) -> list[DecodeRun]:
+    """Decode runs of one built model over contexts × batches; points over the budget go to ``skipped``."""
+    runs = []
+    for ctx in grid["contexts"]:
+        for batch in grid["batches"]:
+            need = resident_bytes(
+                plan.dims, n_layers, batch, cache_length(ctx, plan.warmup_steps, plan.n_steps), plan.elem
+            )
+            if need > plan.budget:
+                skipped.append(
+                    f"n_layers={n_layers} batch={batch} context={ctx}: needs {need} B > {plan.budget} B"
+                )
+                continue
+            plan.note(f"decode: {n_layers} layer(s), batch {batch}, context {ctx}")
+            runs.append(run_decode(model, batch, ctx, plan.warmup_steps, plan.n_steps))
+    return runs
+
+
+def _decode_grid(plan: _DecodePlan, grid: dict[str, list[int]]) -> tuple[list[DecodeRun], list[str]]:
+    """Build one random model per layer count and run the grid on it, freeing it before the next."""
+    torch = import_torch()
+    dims, budget = plan.dims, plan.budget
+    runs: list[DecodeRun] = []
+    skipped: list[str] = []
+    max_seq = cache_length(max(grid["contexts"]), plan.warmup_steps, plan.n_steps)
+    for n_layers in sorted({min(n, dims.n_layers) for n in grid["layers"]}):
+        if resident_bytes(dims, n_layers, 1, 0, plan.elem) > budget:
+            skipped.append(f"n_layers={n_layers}: weights exceed the {budget} B budget")
+            continue
+        plan.note(f"building {n_layers} random layer(s) of {dims}")
+        model = build_model(dims, n_layers, plan.device, plan.torch_dtype, max_seq=max_seq)
+        runs.extend(_decode_model_runs(plan, model, n_layers, grid, skipped))
+        del model
+        if plan.device == "cuda":
+            torch.cuda.empty_cache()
+    return runs, skipped
+
+
 def run_suite(
     device: str = "auto",
     quick: bool = False,
@@ -282,46 +384,12 @@ def run_suite(
     note(f"copy and read bandwidth, {stream_bytes / MIB:.0f} MiB buffers")
     copy = mb.copy_bandwidth(device, stream_bytes, dtype)
     read = mb.read_bandwidth(device, stream_bytes, dtype)
-    shapes = matmul_shapes(dims)
-    gemv_shapes = [shapes["w_gate_up"], shapes["w_down"]] + ([] if quick else [(dims.hidden, dims.vocab)])
-    gemv = []
-    for k, n in gemv_shapes:
-        note(f"GEMV {k}x{n}")
-        gemv.append(mb.gemv_bandwidth(device, k, n, 2 * stream_bytes, dtype))
+    gemv = _gemv_suite(device, dims, quick, stream_bytes, dtype, note)
     grid = suite_grid(device, quick)
-    gemm, attention = [], []
-    if not quick:
-        k, n = shapes["w_gate_up"]
-        for m in sorted({*grid["batches"], 128, 512, 2048}):
-            note(f"GEMM {m}x{k}x{n}")
-            gemm.append(mb.gemm_throughput(device, m, k, n, dtype))
-        for ctx in grid["contexts"]:
-            note(f"attention over {ctx} cached tokens")
-            attention.append(
-                mb.attention_bandwidth(
-                    device, 1, dims.n_heads, dims.n_kv_heads, dims.head_dim, ctx, dtype
-                )
-            )
-    runs, skipped = [], []
+    gemm, attention = ([], []) if quick else _gemm_and_attention(device, dims, grid, dtype, note)
     warmup_steps, n_steps = (3, 8) if quick else (3, 10)
-    max_seq = cache_length(max(grid["contexts"]), warmup_steps, n_steps)
-    for n_layers in sorted({min(n, dims.n_layers) for n in grid["layers"]}):
-        if resident_bytes(dims, n_layers, 1, 0, elem) > budget:
-            skipped.append(f"n_layers={n_layers}: weights exceed the {budget} B budget")
-            continue
-        note(f"building {n_layers} random layer(s) of {dims}")
-        model = build_model(dims, n_layers, device, torch_dtype, max_seq=max_seq)
-        for ctx in grid["contexts"]:
-            for batch in grid["batches"]:
-                need = resident_bytes(dims, n_layers, batch, cache_length(ctx, warmup_steps, n_steps), elem)
-                if need > budget:
-                    skipped.append(f"n_layers={n_layers} batch={batch} context={ctx}: needs {need} B > {budget} B")
-                    continue
-                note(f"decode: {n_layers} layer(s), batch {batch}, context {ctx}")
-                runs.append(run_decode(model, batch, ctx, warmup_steps, n_steps))
-        del model
-        if device == "cuda":
-            torch.cuda.empty_cache()
+    plan = _DecodePlan(device, dims, torch_dtype, elem, budget, warmup_steps, n_steps, note)
+    runs, skipped = _decode_grid(plan, grid)
     return BenchSuiteResult(
         **_identity(device, torch_dtype), quick=quick, dims=dims, memory_budget_bytes=budget, copy=copy, read=read,
         gemv=gemv, runs=runs, gemm=gemm, attention=attention, skipped=skipped,

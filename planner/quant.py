@@ -188,6 +188,93 @@ def _use_more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
+@dataclass(frozen=True)
+class _MixContext:
+    """The facts llama.cpp's per-tensor rules look at, computed once per tensor."""
+
+    spec: ModelSpec
+    quant: str
+    base: StorageType  # the file type's default storage type
+    i: int  # layer index (0 for tensors outside the layers)
+    n: int  # number of layers
+    n_gqa: int
+    n_expert: int
+
+
+def _attn_v_type(c: _MixContext) -> StorageType:
+    """attn_v: upgraded per mix (by layer or GQA ratio), for Llama-70B shapes, and to Q8_0 with 8 experts."""
+    new = c.base
+    if c.quant == "q2_k":
+        new = Q4_K if c.n_gqa >= 4 else Q3_K
+    elif c.quant == "q3_k_m":
+        new = Q5_K if c.i < 2 else Q4_K
+    elif c.quant == "iq4_xs" and c.n_gqa >= 4:
+        new = Q5_K
+    elif c.quant in ("q4_k_m", "q5_k_m") and _use_more_bits(c.i, c.n):
+        new = Q6_K
+    if c.spec.architecture.family is Family.llama and c.n == 80 and new in (Q3_K, Q4_K):
+        new = Q5_K  # the 70B rule: attn_v is 8x smaller than attn_q, more bits cost little
+    if c.n_expert == 8:
+        new = Q8_0
+    return new
+
+
+def _attn_qkv_type(c: _MixContext) -> StorageType:
+    """Fused QKV: one K-quant step above the file type for the K-quant mixes."""
+    return {"q3_k_m": Q4_K, "q4_k_m": Q5_K, "q5_k_m": Q6_K}.get(c.quant, c.base)
+
+
+def _attn_k_type(c: _MixContext) -> StorageType:
+    """attn_k: Q8_0 in 8-expert models, else the file type."""
+    return Q8_0 if c.n_expert == 8 else c.base
+
+
+def _ffn_down_type(c: _MixContext) -> StorageType:
+    """ffn_down (dense, experts, shared experts): upgraded per mix, in some mixes only for some layers."""
+    if c.quant == "q2_k":
+        return Q3_K
+    if c.quant == "q3_k_m":
+        return Q5_K if c.i < c.n // 16 else Q4_K
+    if c.quant in ("q4_k_m", "q5_k_m") and _use_more_bits(c.i, c.n):
+        return Q6_K
+    if c.quant == "iq4_xs" and c.i < c.n // 8:
+        return Q5_K
+    return c.base
+
+
+def _attn_output_type(c: _MixContext) -> StorageType:
+    """attn_output: Q5_K in 8-expert models, one step up for the low-bit mixes."""
+    if c.n_expert == 8 and c.quant in ("q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "iq4_xs"):
+        return Q5_K
+    return {"q2_k": Q3_K, "q3_k_m": Q4_K}.get(c.quant, c.base)
+
+
+# Per-tensor overrides, keyed by the tensor name inside its layer; other tensors keep the file type.
+_GGUF_TENSOR_RULES = {
+    "attn_v": _attn_v_type,
+    "attn_qkv": _attn_qkv_type,
+    "attn_k": _attn_k_type,
+    "ffn_down": _ffn_down_type,
+    "ffn_down_exps": _ffn_down_type,
+    "ffn_down_shexp": _ffn_down_type,
+    "attn_output": _attn_output_type,
+}
+
+
+def _mix_context(spec: ModelSpec, t: Tensor, quant: str, base: StorageType) -> _MixContext:
+    """Gather the layer index, layer count, GQA ratio and expert count the rules need."""
+    a = spec.architecture
+    return _MixContext(
+        spec=spec,
+        quant=quant,
+        base=base,
+        i=t.layer if t.layer is not None else 0,
+        n=a.n_layers,
+        n_gqa=a.n_heads // a.n_kv_heads,
+        n_expert=spec.moe.n_experts if spec.moe else 0,
+    )
+
+
 def gguf_tensor_type(spec: ModelSpec, t: Tensor, quant: str) -> StorageType:
     """Storage type llama.cpp's quantizer picks for tensor ``t`` under file type ``quant``."""
     a = spec.architecture
@@ -198,50 +285,15 @@ def gguf_tensor_type(spec: ModelSpec, t: Tensor, quant: str) -> StorageType:
         return base  # per-tensor overrides apply only to quantized file types
     if quant == "mxfp4":  # MXFP4_MOE: experts MXFP4, every other matrix Q8_0
         return MXFP4 if t.role is Role.expert else Q8_0
-    n_gqa = a.n_heads // a.n_kv_heads
-    n_expert = spec.moe.n_experts if spec.moe else 0
-    n = a.n_layers
-    i = t.layer if t.layer is not None else 0
-    short = t.name.split(".", 2)[-1] if t.layer is not None else t.name
+    ctx = _mix_context(spec, t, quant, base)
     is_output = t.role is Role.output or (t.role is Role.embedding and a.tie_word_embeddings)
     if is_output:
         return base if base is Q8_0 else Q6_K
     if t.role is Role.embedding:
         return base
-    if short == "attn_v":
-        new = base
-        if quant == "q2_k":
-            new = Q4_K if n_gqa >= 4 else Q3_K
-        elif quant == "q3_k_m":
-            new = Q5_K if i < 2 else Q4_K
-        elif quant == "iq4_xs" and n_gqa >= 4:
-            new = Q5_K
-        elif quant in ("q4_k_m", "q5_k_m") and _use_more_bits(i, n):
-            new = Q6_K
-        if a.family is Family.llama and n == 80 and new in (Q3_K, Q4_K):
-            new = Q5_K  # the 70B rule: attn_v is 8x smaller than attn_q, more bits cost little
-        if n_expert == 8:
-            new = Q8_0
-        return new
-    if short == "attn_qkv":
-        return {"q3_k_m": Q4_K, "q4_k_m": Q5_K, "q5_k_m": Q6_K}.get(quant, base)
-    if short == "attn_k" and n_expert == 8:
-        return Q8_0
-    if short in ("ffn_down", "ffn_down_exps", "ffn_down_shexp"):
-        if quant == "q2_k":
-            return Q3_K
-        if quant == "q3_k_m":
-            return Q5_K if i < n // 16 else Q4_K
-        if quant in ("q4_k_m", "q5_k_m") and _use_more_bits(i, n):
-            return Q6_K
-        if quant == "iq4_xs" and i < n // 8:
-            return Q5_K
-        return base
-    if short == "attn_output":
-        if n_expert == 8 and quant in ("q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "iq4_xs"):
-            return Q5_K
-        return {"q2_k": Q3_K, "q3_k_m": Q4_K}.get(quant, base)
-    return base
+    short = t.name.split(".", 2)[-1] if t.layer is not None else t.name
+    rule = _GGUF_TENSOR_RULES.get(short)
+    return rule(ctx) if rule is not None else base
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,6 +68,64 @@ def _fit_measurements(obs: list, key: str, engine: str, device_name: str, source
     )
 
 
+def _from_llama_bench(path: str, model: str | None, gpu: str | None) -> list:
+    """One calibration fitted to a llama-bench output file (one device, engine llama.cpp)."""
+    from planner.llama_bench import observations_from_llama_bench, read_llama_bench
+
+    obs = observations_from_llama_bench(read_llama_bench(path), model, gpu)
+    hw = obs[0].deployment.hardware
+    return [_fit_measurements(obs, hw.id, "llama.cpp", hw.name, f"llama-bench results in {path}")]
+
+
+def _from_csv(path: str, out: str | None) -> list:
+    """One calibration per device/engine pair in a measurements CSV; --out can hold only one."""
+    from planner.errors import InputError
+    from planner.validation import observation, read_measurements
+
+    groups: dict[tuple[str, str], list] = {}
+    for m in read_measurements(path):
+        o = observation(m)
+        groups.setdefault((o.deployment.hardware.id, o.deployment.engine.value), []).append(o)
+    if not groups:
+        raise InputError(f"{path}: no measurements in the file")
+    if out and len(groups) > 1:
+        raise InputError(f"--out names one file but the measurements cover {len(groups)} device/engine pairs")
+    return [_fit_measurements(obs, key, engine, obs[0].deployment.hardware.name, f"measurements in {path}")
+            for (key, engine), obs in sorted(groups.items())]
+
+
+def _from_benchmark(device: str, quick: bool, model: str | None, as_json: bool) -> list:
+    """One calibration from this machine's built-in torch benchmark (progress on stderr unless --json)."""
+    from planner.calibrate_bench import calibrate_with_benchmark
+
+    cal, _suite = calibrate_with_benchmark(device, quick, model, progress=None if as_json else _progress())
+    if not as_json and sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line
+    return [cal]
+
+
+def _print_json(cals: list, paths: list) -> None:
+    """The saved calibrations as JSON: one object, or a list when there are several."""
+    import json
+
+    rows = [{**c.model_dump(mode="json", exclude={"measurements"}), "path": str(p)}
+            for c, p in zip(cals, paths)]
+    print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+
+
+def _print_summary(cals: list, paths: list) -> None:
+    """Fit quality, fitted efficiencies and file for each saved calibration."""
+    for c, p in zip(cals, paths):
+        e = c.efficiency
+        held = "-" if c.heldout_median_abs_pct_error is None else f"{c.heldout_median_abs_pct_error:.1f}%"
+        print(f"{c.device_name} ({c.device_key}), engine {c.engine}: fit on {c.n_fit} runs, "
+              f"median |error| {c.fit_median_abs_pct_error:.1f}%; held-out {c.n_heldout} runs: {held}")
+        bw = ", ".join(f"{k} {v:.2f}" for k, v in e.weight_bandwidth.items())
+        print(f"  weight bandwidth efficiency: {bw}; KV {e.kv_bandwidth:.2f}; step overhead "
+              f"{e.step_overhead_s * 1e3:.2f} ms + {e.layer_overhead_s * 1e6:.1f} us/layer")
+        print(f"  saved to {p}")
+
+
 def calibrate_command(
     device: str = typer.Option("auto", "--device", help="auto, cuda, mps or cpu"),
     quick: bool = typer.Option(False, "--quick", help="a short run (under 2 minutes on a 2-core CPU)"),
@@ -80,55 +138,24 @@ def calibrate_command(
 ) -> None:
     """Measure this device with the built-in torch decode benchmark (or fit to llama-bench / CSV
     measurements) and save the fitted efficiencies; `plan` then uses them for this device."""
-    import json
-
     from planner import calibration as cal_mod
     from planner.errors import InputError
 
     if from_llama_bench and from_csv:
         raise InputError("give --from-llama-bench or --from-csv, not both")
     if from_llama_bench:
-        from planner.llama_bench import observations_from_llama_bench, read_llama_bench
-
-        obs = observations_from_llama_bench(read_llama_bench(from_llama_bench), model, gpu)
-        hw = obs[0].deployment.hardware
-        cals = [_fit_measurements(obs, hw.id, "llama.cpp", hw.name, f"llama-bench results in {from_llama_bench}")]
+        cals = _from_llama_bench(from_llama_bench, model, gpu)
     elif from_csv:
-        from planner.validation import observation, read_measurements
-
-        groups: dict[tuple[str, str], list] = {}
-        for m in read_measurements(from_csv):
-            o = observation(m)
-            groups.setdefault((o.deployment.hardware.id, o.deployment.engine.value), []).append(o)
-        if not groups:
-            raise InputError(f"{from_csv}: no measurements in the file")
-        if out and len(groups) > 1:
-            raise InputError(f"--out names one file but the measurements cover {len(groups)} device/engine pairs")
-        cals = [_fit_measurements(obs, key, engine, obs[0].deployment.hardware.name, f"measurements in {from_csv}")
-                for (key, engine), obs in sorted(groups.items())]
+        cals = _from_csv(from_csv, out)
     else:
-        from planner.calibrate_bench import calibrate_with_benchmark
-
-        cal, _suite = calibrate_with_benchmark(device, quick, model, progress=None if as_json else _progress())
-        if not as_json and sys.stderr.isatty():
-            print(file=sys.stderr)
-        cals = [cal]
+        cals = _from_benchmark(device, quick, model, as_json)
     if out and len(cals) > 1:
         raise InputError(f"--out names one file but the measurements cover {len(cals)} device/engine pairs")
     paths = [cal_mod.save(c, out) for c in cals]
     if as_json:
-        rows = [{**c.model_dump(mode="json", exclude={"measurements"}), "path": str(p)} for c, p in zip(cals, paths)]
-        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
-        return
-    for c, p in zip(cals, paths):
-        e = c.efficiency
-        held = "-" if c.heldout_median_abs_pct_error is None else f"{c.heldout_median_abs_pct_error:.1f}%"
-        print(f"{c.device_name} ({c.device_key}), engine {c.engine}: fit on {c.n_fit} runs, "
-              f"median |error| {c.fit_median_abs_pct_error:.1f}%; held-out {c.n_heldout} runs: {held}")
-        bw = ", ".join(f"{k} {v:.2f}" for k, v in e.weight_bandwidth.items())
-        print(f"  weight bandwidth efficiency: {bw}; KV {e.kv_bandwidth:.2f}; step overhead "
-              f"{e.step_overhead_s * 1e3:.2f} ms + {e.layer_overhead_s * 1e6:.1f} us/layer")
-        print(f"  saved to {p}")
+        _print_json(cals, paths)
+    else:
+        _print_summary(cals, paths)
 
 
 def detect_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:

@@ -242,9 +242,8 @@ def read_gguf_header(path: str | os.PathLike[str]) -> GGUFHeader:
             raise SpecFileError(path_s, f"cannot read file: {exc.strerror or exc}") from None
 
 
-def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
-    """Parse a GGUF header from a seekable binary stream of ``size`` bytes (``path`` names it in errors)."""
-    cur = _Cursor(fh, size, path)
+def _preamble(cur: _Cursor) -> tuple[int, int, int]:
+    """Magic, version and the two counts; the counts must fit in the bytes left before anything loops."""
     magic = cur.take(4, "magic") if cur.remaining >= 4 else b""
     if magic != GGUF_MAGIC:
         raise SpecFileError(cur.path, f"not a GGUF file (magic {magic[:4]!r}, expected b'GGUF')")
@@ -262,7 +261,11 @@ def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
             f"header declares {n_tensors} tensors and {n_kv} metadata entries, "
             f"more than a {cur.size}-byte file can hold"
         )
+    return version, n_tensors, n_kv
 
+
+def _metadata(cur: _Cursor, n_kv: int) -> dict[str, object]:
+    """The ``n_kv`` key/value pairs; keys must be non-empty and unique."""
     metadata: dict[str, object] = {}
     for i in range(n_kv):
         key = cur.string(f"key {i}", MAX_KEY_BYTES)
@@ -274,7 +277,11 @@ def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
         metadata[key] = (
             _array(cur, f"'{key}'") if vtype is GGUFValueType.ARRAY else _scalar(cur, vtype, f"'{key}'")
         )
+    return metadata
 
+
+def _alignment(cur: _Cursor, metadata: dict[str, object]) -> int:
+    """``general.alignment`` (default 32), which must be a power of two no larger than MAX_ALIGNMENT."""
     alignment = metadata.get(Keys.General.ALIGNMENT, DEFAULT_ALIGNMENT)
     if (
         isinstance(alignment, bool)
@@ -284,7 +291,13 @@ def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
         or alignment > MAX_ALIGNMENT
     ):
         raise cur.fail(f"general.alignment {alignment!r} must be a power of two ≤ {MAX_ALIGNMENT}")
+    return alignment
 
+
+def _tensor_infos(
+    cur: _Cursor, n_tensors: int
+) -> list[tuple[str, tuple[int, ...], GGMLQuantizationType, int, int, int]]:
+    """The ``n_tensors`` tensor infos, in file order; names must be unique."""
     raw_infos = []
     names: set[str] = set()
     for i in range(n_tensors):
@@ -293,7 +306,13 @@ def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
             raise cur.fail(f"duplicate tensor name '{info[0]}'")
         names.add(info[0])
         raw_infos.append(info)
+    return raw_infos
 
+
+def _place_tensors(
+    cur: _Cursor, n_tensors: int, raw_infos: list, alignment: int
+) -> tuple[int, list[TensorInfo]]:
+    """Data region offset and the tensors, each aligned and lying inside the data region."""
     data_offset = -(-cur.pos // alignment) * alignment
     data_size = cur.size - data_offset
     if n_tensors and data_size < 0:
@@ -308,9 +327,25 @@ def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
                 f"the end of the file (data region holds {max(data_size, 0)} bytes)"
             )
         tensors.append(TensorInfo(name, shape, gtype, offset, n_elements, n_bytes))
+    return data_offset, tensors
+
+
+def _check_no_overlap(cur: _Cursor, tensors: list[TensorInfo]) -> None:
+    """No two tensors' data may share bytes."""
     end = 0
     for t in sorted(tensors, key=lambda t: t.offset):
         if t.offset < end:
             raise cur.fail(f"tensor '{t.name}' overlaps the previous tensor's data")
         end = t.offset + t.n_bytes
+
+
+def parse_gguf_header(fh: BinaryIO, size: int, path: str) -> GGUFHeader:
+    """Parse a GGUF header from a seekable binary stream of ``size`` bytes (``path`` names it in errors)."""
+    cur = _Cursor(fh, size, path)
+    version, n_tensors, n_kv = _preamble(cur)
+    metadata = _metadata(cur, n_kv)
+    alignment = _alignment(cur, metadata)
+    raw_infos = _tensor_infos(cur, n_tensors)
+    data_offset, tensors = _place_tensors(cur, n_tensors, raw_infos, alignment)
+    _check_no_overlap(cur, tensors)
     return GGUFHeader(cur.path, version, metadata, tensors, alignment, data_offset, cur.size)

@@ -145,31 +145,43 @@ def native_dtype(top: dict, text: dict, quant_method: str | None) -> str:
     return "bf16"
 
 
-def config_blocks(top: dict, path: str) -> tuple[dict, dict | None, dict | None]:
-    """The keyword arguments of Architecture, MoE (or None) and MLA (or None) for one config.json."""
+def _text_fields(top: dict, path: str) -> tuple[str, dict]:
+    """The model_type and the dict holding the text model's fields (gemma3 nests them and omits defaults)."""
     model_type = top.get("model_type")
     if not isinstance(model_type, str):
         raise SpecFileError(path, "config.json has no 'model_type'; is this a Hugging Face model config?")
-    data = top
-    if model_type in ("gemma3", "gemma3_text"):
-        text = top.get("text_config", top) if model_type == "gemma3" else top
-        if not isinstance(text, dict):
-            raise SpecFileError(path, "config.json field 'text_config' should be an object")
-        data = {**GEMMA3_TEXT_DEFAULTS, **{k: v for k, v in text.items() if v is not None}}
-        model_type = "gemma3"
+    if model_type not in ("gemma3", "gemma3_text"):
+        return model_type, top
+    text = top.get("text_config", top) if model_type == "gemma3" else top
+    if not isinstance(text, dict):
+        raise SpecFileError(path, "config.json field 'text_config' should be an object")
+    return "gemma3", {**GEMMA3_TEXT_DEFAULTS, **{k: v for k, v in text.items() if v is not None}}
+
+
+def _family(model_type: str, path: str) -> Family:
+    """The planner family of ``model_type``; unknown types are an input error listing the supported ones."""
     if model_type not in SUPPORTED:
         raise InputError(
             f"{path}: model_type '{model_type[:60]}' is not supported (supported: {', '.join(SUPPORTED)})"
         )
-    family = Family(model_type)
-    cfg = Config(data, path, model_type)
+    return Family(model_type)
+
+
+def _quant_method(cfg: Config, top: dict) -> str | None:
+    """``quant_method`` of the text or top-level ``quantization_config``; it decides the native dtype."""
     qc = cfg.dict("quantization_config") or (top.get("quantization_config") or {})
     method = qc.get("quant_method") if isinstance(qc, dict) else None
+    return method if isinstance(method, str) else None
+
+
+def _architecture(cfg: Config, family: Family, top: dict) -> dict:
+    """The keyword arguments of Architecture, with the family's defaults for fields configs leave out."""
+    method = _quant_method(cfg, top)
     n_layers = cfg.int("num_hidden_layers")
     n_heads = cfg.int("num_attention_heads")
     head_dim = cfg.int("head_dim", required=False)
     arch = {
-        "source": path,
+        "source": cfg.path,
         "family": family,
         "n_layers": n_layers,
         "hidden_size": cfg.int("hidden_size"),
@@ -185,43 +197,75 @@ def config_blocks(top: dict, path: str) -> tuple[dict, dict | None, dict | None]
         else cfg.bool("attention_bias", family is Family.gpt_oss),
         "mlp_bias": True if family is Family.gpt_oss else cfg.bool("mlp_bias", False),
         "qk_norm": family in (Family.qwen3, Family.qwen3_moe, Family.gemma3),
-        "native_dtype": native_dtype(top, data, method if isinstance(method, str) else None),
+        "native_dtype": native_dtype(top, cfg.data, method),
     }
     arch["sliding_window"], arch["sliding_window_period"] = _sliding(cfg, family, n_layers)
+    return arch
+
+
+def _mixtral_moe(cfg: Config, family: Family, intermediate_size: int) -> dict:
+    """MoE block of mixtral and gpt_oss: every layer's MLP is the expert MLP."""
+    return {
+        "n_experts": cfg.int("num_local_experts"),
+        "n_active_experts": cfg.int("num_experts_per_tok", cfg.int("experts_per_token", required=False)),
+        "expert_intermediate_size": intermediate_size,
+        "router_bias": family is Family.gpt_oss,
+    }
+
+
+def _qwen3_moe(cfg: Config) -> dict:
+    """MoE block of qwen3_moe; layouts mixing dense and sparse layers are rejected."""
+    moe = {
+        "n_experts": cfg.int("num_experts"),
+        "n_active_experts": cfg.int("num_experts_per_tok"),
+        "expert_intermediate_size": cfg.int("moe_intermediate_size"),
+    }
+    if cfg.int("decoder_sparse_step", 1, required=False) != 1 or cfg.data.get("mlp_only_layers"):
+        raise InputError(
+            f"{cfg.path}: qwen3_moe with decoder_sparse_step != 1 or mlp_only_layers is not supported"
+        )
+    return moe
+
+
+def _deepseek_v3_blocks(cfg: Config) -> tuple[dict, dict]:
+    """MoE (shared experts, leading dense layers) and MLA blocks of deepseek_v3."""
+    moe = {
+        "n_experts": cfg.int("n_routed_experts"),
+        "n_active_experts": cfg.int("num_experts_per_tok"),
+        "expert_intermediate_size": cfg.int("moe_intermediate_size"),
+        "n_shared_experts": cfg.int("n_shared_experts", 0, required=False),
+        "first_dense_layers": cfg.int("first_k_dense_replace", 0, required=False),
+    }
+    mla = {
+        "q_lora_rank": cfg.int("q_lora_rank", required=False),
+        "kv_lora_rank": cfg.int("kv_lora_rank"),
+        "qk_nope_head_dim": cfg.int("qk_nope_head_dim"),
+        "qk_rope_head_dim": cfg.int("qk_rope_head_dim"),
+        "v_head_dim": cfg.int("v_head_dim"),
+    }
+    return moe, mla
+
+
+def _expert_blocks(cfg: Config, family: Family, arch: dict) -> tuple[dict | None, dict | None]:
+    """The MoE and MLA blocks of the family (None when it has none); MLA also fixes arch's head_dim."""
     moe = mla = None
     if family is Family.mixtral or family is Family.gpt_oss:
-        moe = {
-            "n_experts": cfg.int("num_local_experts"),
-            "n_active_experts": cfg.int("num_experts_per_tok", cfg.int("experts_per_token", required=False)),
-            "expert_intermediate_size": arch["intermediate_size"],
-            "router_bias": family is Family.gpt_oss,
-        }
+        moe = _mixtral_moe(cfg, family, arch["intermediate_size"])
     elif family is Family.qwen3_moe:
-        moe = {
-            "n_experts": cfg.int("num_experts"),
-            "n_active_experts": cfg.int("num_experts_per_tok"),
-            "expert_intermediate_size": cfg.int("moe_intermediate_size"),
-        }
-        if cfg.int("decoder_sparse_step", 1, required=False) != 1 or cfg.data.get("mlp_only_layers"):
-            raise InputError(
-                f"{path}: qwen3_moe with decoder_sparse_step != 1 or mlp_only_layers is not supported"
-            )
+        moe = _qwen3_moe(cfg)
     elif family is Family.deepseek_v3:
-        moe = {
-            "n_experts": cfg.int("n_routed_experts"),
-            "n_active_experts": cfg.int("num_experts_per_tok"),
-            "expert_intermediate_size": cfg.int("moe_intermediate_size"),
-            "n_shared_experts": cfg.int("n_shared_experts", 0, required=False),
-            "first_dense_layers": cfg.int("first_k_dense_replace", 0, required=False),
-        }
-        mla = {
-            "q_lora_rank": cfg.int("q_lora_rank", required=False),
-            "kv_lora_rank": cfg.int("kv_lora_rank"),
-            "qk_nope_head_dim": cfg.int("qk_nope_head_dim"),
-            "qk_rope_head_dim": cfg.int("qk_rope_head_dim"),
-            "v_head_dim": cfg.int("v_head_dim"),
-        }
+        moe, mla = _deepseek_v3_blocks(cfg)
         arch["head_dim"] = mla["qk_nope_head_dim"] + mla["qk_rope_head_dim"]  # same as the GGUF reader
+    return moe, mla
+
+
+def config_blocks(top: dict, path: str) -> tuple[dict, dict | None, dict | None]:
+    """The keyword arguments of Architecture, MoE (or None) and MLA (or None) for one config.json."""
+    model_type, data = _text_fields(top, path)
+    family = _family(model_type, path)
+    cfg = Config(data, path, model_type)
+    arch = _architecture(cfg, family, top)
+    moe, mla = _expert_blocks(cfg, family, arch)
     if moe is not None:
         moe["source"] = path
     if mla is not None:
