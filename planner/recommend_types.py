@@ -28,8 +28,9 @@ class Targets(BaseModel):
     headroom_fraction: float = 0.1
 
 
-class Config(BaseModel):
-    """One evaluated configuration, with what the vectorised model predicts for it."""
+class ConfigKey(BaseModel):
+    """What names a configuration; recommendations, rejections and evaluated candidates all carry it
+    (these six keys are part of the --json contract)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,6 +40,11 @@ class Config(BaseModel):
     concurrency: int
     offload_layers: int
     num_gpus: int
+
+
+class Config(ConfigKey):
+    """One evaluated configuration, with what the vectorised model predicts for it."""
+
     decode_tok_s: float
     ttft_s: float
     e2e_s: float
@@ -48,28 +54,12 @@ class Config(BaseModel):
     kv_bits: float
 
 
-class Recommendation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    quant: str
-    kv_dtype: str
-    ctx: int
-    concurrency: int
-    offload_layers: int
-    num_gpus: int
+class Recommendation(ConfigKey):
     plan: Estimate
     commands: dict[str, str | None]
 
 
-class Rejection(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    quant: str
-    kv_dtype: str
-    ctx: int
-    concurrency: int
-    offload_layers: int
-    num_gpus: int
+class Rejection(ConfigKey):
     constraint: str
     predicted: float
     required: float
