@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kernels.decode_bench import run_suite
+from planner.kernels.decode_bench import run_suite
 
 GB = 1e9
 

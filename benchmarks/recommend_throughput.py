@@ -1,4 +1,4 @@
-"""How many candidate configurations `planner.search` evaluates per second (issue 5: at least 1,000,000).
+"""How many candidate configurations `planner.search.grid` evaluates per second (issue 5: at least 1,000,000).
 
 One candidate is one (quant, KV dtype, host layers, context, concurrency, GPU count) point with its
 fit, memory, decode speed, TTFT and end-to-end time. Run: python benchmarks/recommend_throughput.py
@@ -12,12 +12,12 @@ import numpy as np
 
 
 def main() -> None:
-    from planner import catalog
+    from planner.spec import catalog
     from planner.estimate import DEFAULT_HOST, ENGINE_KV_DTYPES, deployment, resolve_model
-    from planner.kvcache import get_kv_dtype
-    from planner.quant import Engine, quants_for
-    from planner.search import Group
-    from planner.workload import Workload
+    from planner.physics.kvcache import get_kv_dtype
+    from planner.physics.quant import Engine, quants_for
+    from planner.search.grid import Group
+    from planner.physics.workload import Workload
 
     resolved = resolve_model("llama3.1-8b")
     hw, host = catalog.load_hardware("rtx4090"), catalog.load_hardware(DEFAULT_HOST)
@@ -39,7 +39,7 @@ def main() -> None:
         best = max(best, rate)
     print(f"{total:,} candidate configurations per pass; {best:,.0f} candidates/s (best of 3)")
 
-    from planner.recommend import prepare, recommend
+    from planner.search.recommend import prepare, recommend
 
     start = time.perf_counter()
     r = recommend(prepare("llama3.1-8b", "rtx4090", max_gpus=2))

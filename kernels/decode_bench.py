@@ -1,9 +1,9 @@
 """Time real decode steps of a random-weight llama model, and run the calibration suite.
 
 One ``DecodeRun`` = prefill a random prompt of ``prompt_tokens``, then greedy-decode ``warmup_steps + n_steps``
-tokens, timing each step on its own (``kernels.timing.time_calls``). The prompt length is chosen so that the
+tokens, timing each step on its own (``planner.kernels.timing.time_calls``). The prompt length is chosen so that the
 middle timed step attends exactly ``context_tokens`` positions (its own token included), which is the
-context used in the byte and FLOP accounting (``kernels.shapes``):
+context used in the byte and FLOP accounting (``planner.kernels.shapes``):
 
 * weight_bytes_per_step = (n_layers · layer_params + hidden + hidden · vocab) · elem_bytes (no embedding table)
 * kv_bytes_per_step     = 2 · n_layers · batch · context_tokens · n_kv_heads · head_dim · elem_bytes
@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kernels import microbench as mb
-from kernels.llama import RandomLlama, build_model
-from kernels.microbench import dtype_name
-from kernels.shapes import (
+from planner.kernels import microbench as mb
+from planner.kernels.llama import RandomLlama, build_model
+from planner.kernels.microbench import dtype_name
+from planner.kernels.shapes import (
     LLAMA_3_1_8B,
     TINYLLAMA_1_1B,
     ModelDims,
@@ -39,7 +39,7 @@ from kernels.shapes import (
     resident_bytes,
     weight_bytes_per_step,
 )
-from kernels.timing import Timing, device_sync, import_torch, resolve_device, time_calls
+from planner.kernels.timing import Timing, device_sync, import_torch, resolve_device, time_calls
 
 MIB, GIB = 1024**2, 1024**3
 Note = Callable[[str], None]  # a progress callback: one line per benchmark step
@@ -130,7 +130,7 @@ def _time_decode(
 def _decode_result(
     model: RandomLlama, batch: int, context_tokens: int, prompt_tokens: int, prefill_s: float, timing: Timing
 ) -> DecodeRun:
-    """Attach the byte and FLOP accounting of ``kernels.shapes`` to one timed decode."""
+    """Attach the byte and FLOP accounting of ``planner.kernels.shapes`` to one timed decode."""
     torch = import_torch()
     dims = model.dims
     elem = torch.empty((), dtype=model.dtype).element_size()

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kernels.shapes import ModelDims
-from kernels.timing import import_torch
+from planner.kernels.shapes import ModelDims
+from planner.kernels.timing import import_torch
 
 NORM_EPS = 1e-5
 ROPE_THETA = 10000.0

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from kernels.timing import Timing, device_sync, import_torch, time_calls
+from planner.kernels.timing import Timing, device_sync, import_torch, time_calls
 
 MIB = 1024**2
 

@@ -5,7 +5,7 @@ time every call separately (CUDA events on CUDA; ``time.perf_counter`` after a d
 gpt-fast does), repeat, and report the median with the 20th/80th percentiles. Source for the protocol:
 shared/reference/physics.md section 7.1 and shared/reference/style.md guideline 8.
 
-torch is imported lazily (inside functions) so that ``import kernels`` stays torch-free.
+torch is imported lazily (inside functions) so that ``import planner.kernels`` stays torch-free.
 """
 
 from __future__ import annotations

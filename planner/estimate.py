@@ -7,18 +7,18 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner import catalog
-from planner.efficiency import Efficiency
+from planner.spec import catalog
+from planner.physics.efficiency import Efficiency
 from planner.errors import InputError, UnknownNameError
-from planner.kvcache import get_kv_dtype
-from planner.layout import WeightLayout
-from planner.memory import MemoryBreakdown, memory_breakdown
-from planner.performance import Performance, performance
-from planner.quant import Engine, QuantFormat, check_supported, get_quant
-from planner.schema import DeviceKind, HardwareProfile, ModelSpec
+from planner.physics.kvcache import get_kv_dtype
+from planner.spec.layout import WeightLayout
+from planner.physics.memory import MemoryBreakdown, memory_breakdown
+from planner.physics.performance import Performance, performance
+from planner.physics.quant import Engine, QuantFormat, check_supported, get_quant
+from planner.spec.schema import DeviceKind, HardwareProfile, ModelSpec
 from planner.units import GIB
-from planner.weights import weight_layout
-from planner.workload import Deployment, Parallel, Workload
+from planner.physics.weights import weight_layout
+from planner.physics.workload import Deployment, Parallel, Workload
 
 ENGINE_KV_DTYPES: dict[Engine, tuple[str, ...]] = {
     Engine.llama_cpp: ("f16", "bf16", "f32", "q8_0", "q4_0"),
@@ -70,7 +70,7 @@ def get_engine(name: str) -> Engine:
 
 
 def resolve_model(name: str) -> ResolvedModel:
-    from planner import readers
+    from planner.spec import readers
 
     if readers.is_model_file(name):
         mf = readers.read_model_file(name)
@@ -83,8 +83,8 @@ def resolve_hardware(gpu: str, calibration: str | None = None) -> HardwareProfil
     else the detected NVIDIA GPU's profile, else the device of the newest local calibration."""
     if gpu.strip().lower() != "local":
         return catalog.load_hardware(gpu)
-    from planner.calibration import load, local_hardware
-    from planner.detect import detect_gpus, match_profile
+    from planner.calibrate.store import load, local_hardware
+    from planner.calibrate.detect import detect_gpus, match_profile
 
     if calibration:
         cal = load(calibration)
@@ -286,7 +286,7 @@ def plan(
 
     ``offload``: "none" (everything in device memory), "auto" (the fewest host layers that fit) or
     a number of layers kept in host memory (llama.cpp only)."""
-    from planner.quant import quants_for
+    from planner.physics.quant import quants_for
 
     eng = get_engine(engine)
     resolved = resolve_model(model)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from planner.schema import HardwareProfile, ModelSpec
+from planner.spec.schema import HardwareProfile, ModelSpec
 
 # A two-layer Llama with GQA (4 query heads, 2 KV heads of 16) and an untied head. Parameter count:
 #   token_embd 256 × 64 + output 256 × 64                              =  32,768

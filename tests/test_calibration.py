@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from planner import calibration as cal_mod
-from planner import catalog
-from planner.calibration import Calibration, default_path, load, save
-from planner.efficiency import Efficiency
+from planner.calibrate import store as cal_mod
+from planner.spec import catalog
+from planner.calibrate.store import Calibration, default_path, load, save
+from planner.physics.efficiency import Efficiency
 from planner.errors import InputError, SpecFileError
 from planner.estimate import ResolvedModel, deployment, get_engine
-from planner.performance import performance
-from planner.quant import get_quant
-from planner.workload import Workload
+from planner.physics.performance import performance
+from planner.physics.quant import get_quant
+from planner.physics.workload import Workload
 
 EFFICIENCY = Efficiency(weight_bandwidth={"float": 0.7, "kquant": 0.5}, kv_bandwidth=0.3,
                         compute={"float": 0.6, "kquant": 0.5}, step_overhead_s=1e-3, layer_overhead_s=1e-5,
@@ -189,7 +189,7 @@ def local_cpu_profile() -> dict:
 
 
 def test_gpu_local_uses_the_cached_local_calibration(cli, cache):
-    from planner.schema import HardwareProfile
+    from planner.spec.schema import HardwareProfile
 
     save(make_calibration(device_key="local", engine="torch",
                           hardware=HardwareProfile.model_validate(local_cpu_profile())))
@@ -200,16 +200,16 @@ def test_gpu_local_uses_the_cached_local_calibration(cli, cache):
 
 
 def test_gpu_local_without_a_calibration_says_what_to_do(cli, cache, monkeypatch):
-    import planner.detect
+    import planner.calibrate.detect
 
-    monkeypatch.setattr(planner.detect, "detect_gpus", lambda nvml=None: planner.detect.DetectionResult(message="x"))
+    monkeypatch.setattr(planner.calibrate.detect, "detect_gpus", lambda nvml=None: planner.calibrate.detect.DetectionResult(message="x"))
     result = cli("plan", "-m", "qwen2.5-0.5b", "-g", "local", "-e", "torch", "-q", "f32")
     assert result.code == 2
     assert result.err_lines == ["error: no local calibration found; run `planner calibrate` first (or name a --gpu)"]
 
 
 def test_gpu_local_with_a_calibration_file_outside_the_cache(cli, cache, tmp_path):
-    from planner.schema import HardwareProfile
+    from planner.spec.schema import HardwareProfile
 
     path = save(make_calibration(device_key="local", engine="torch",
                                  hardware=HardwareProfile.model_validate(local_cpu_profile())), tmp_path / "cpu.json")

@@ -8,9 +8,9 @@ import re
 import pytest
 import yaml
 
-from planner import catalog
+from planner.spec import catalog
 from planner.errors import InputError, SpecFileError, UnknownNameError
-from planner.schema import HardwareProfile, ModelSpec
+from planner.spec.schema import HardwareProfile, ModelSpec
 
 # --------------------------------------------------------------------------------------------
 # Lookup

@@ -215,12 +215,12 @@ def test_error_in_a_named_file_follows_the_deployment_line(cli, tmp_path):
 
 
 def test_deploy_file_is_read_once_through_the_bounded_reader(cli, write_yaml, monkeypatch):
-    import planner.deploy
+    import planner.check.deploy
 
     path = write_yaml("deploy.yaml", GOOD.replace("min_decode_tok_s: 60", "min_decode_tok_s: -1"))
     reads = []
-    real = planner.deploy.read_text
-    monkeypatch.setattr(planner.deploy, "read_text", lambda p, limit: reads.append((str(p), limit)) or real(p, limit))
+    real = planner.check.deploy.read_text
+    monkeypatch.setattr(planner.check.deploy, "read_text", lambda p, limit: reads.append((str(p), limit)) or real(p, limit))
     unbounded = []
     real_path_read = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: unbounded.append(str(self))
@@ -272,7 +272,7 @@ def test_json_and_markdown_together_is_an_input_error(cli):
 
 
 def test_docs_list_every_engine():
-    from planner.quant import Engine
+    from planner.physics.quant import Engine
 
     doc = (EXAMPLES.parent / "docs" / "check.md").read_text(encoding="utf-8")
     row = next(line for line in doc.splitlines() if line.startswith("| `engine`"))

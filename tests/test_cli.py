@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from planner import catalog
+from planner.spec import catalog
 from planner.estimate import Estimate
-from planner.quant import Engine, quants_for
+from planner.physics.quant import Engine, quants_for
 
 PLAN_8B = ("plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--ctx", "4096")
 MEMORY_KEYS = {"weights_bytes", "device_weights_bytes", "kv_cache_bytes", "overhead_bytes", "total_bytes",
@@ -181,7 +181,7 @@ def test_importing_the_cli_and_planning_does_not_import_torch():
 
 
 def test_plan_app_prints_what_planner_plan_prints(cli):
-    from planner.commands.plan_cmd import plan_app
+    from planner.cli.plan import plan_app
 
     args = ["--model", "llama3.1-8b", "--gpu", "rtx4090", "--ctx", "8192"]
     expected = cli("plan", *args)
@@ -203,7 +203,7 @@ def test_plan_console_script_prints_what_planner_plan_prints():
 
 
 def test_plan_console_script_maps_bad_input_to_exit_2(cli):
-    from planner.commands.plan_cmd import plan_app
+    from planner.cli.plan import plan_app
 
     result = cli("--model", "llama3.1-8b", "--gpu", "rtx4009", typer_app=plan_app)
     assert result.code == 2
@@ -240,6 +240,6 @@ def test_command_modules_import_on_their_own():
     import subprocess
     import sys
 
-    for module in ("plan_cmd", "recommend_cmd", "compare_cmd", "check_cmd", "calibrate_cmd", "validate_cmd"):
-        code = f"import planner.commands.{module}"
+    for module in ("plan", "recommend", "compare", "check", "calibrate", "validate"):
+        code = f"import planner.cli.{module}"
         assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0, module

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from planner.estimate import plan
-from planner.workload import Workload
+from planner.physics.workload import Workload
 
 ROW_KEYS = {"gpu", "fits", "best_quant", "decode_tok_s", "ttft_s", "max_ctx", "max_concurrency",
             "num_gpus_needed", "price_per_tok_s"}

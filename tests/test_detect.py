@@ -1,4 +1,4 @@
-"""planner.detect against a fake NVML module (no GPU needed), plus the real pynvml on a GPU-less machine."""
+"""planner.calibrate.detect against a fake NVML module (no GPU needed), plus the real pynvml on a GPU-less machine."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from planner.detect import DetectedGPU, detect_gpus, match_profile, normalize_name, torch_device_summary
+from planner.calibrate.detect import DetectedGPU, detect_gpus, match_profile, normalize_name, torch_device_summary
 
 GIB = 1024**3
 
 
 class FakeNVML:
-    """Mimics the pynvml functions planner.detect calls; ``fail`` maps a function name to an exception."""
+    """Mimics the pynvml functions planner.calibrate.detect calls; ``fail`` maps a function name to an exception."""
 
     class NVMLError(Exception):
         pass
@@ -193,6 +193,6 @@ def test_torch_summary_without_gpu():
 
 
 def test_import_does_not_load_torch_or_pynvml():
-    code = "import sys, planner.detect; print('torch' in sys.modules, 'pynvml' in sys.modules)"
+    code = "import sys, planner.calibrate.detect; print('torch' in sys.modules, 'pynvml' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

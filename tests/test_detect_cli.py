@@ -1,6 +1,6 @@
 """`planner detect` (and `plan --gpu local`) through the CLI, without a GPU and with a fake NVML.
 
-Issue 4, item 2. `planner.detect.detect_gpus()` imports `pynvml` when it runs; a test puts a fake module
+Issue 4, item 2. `planner.calibrate.detect.detect_gpus()` imports `pynvml` when it runs; a test puts a fake module
 in ``sys.modules["pynvml"]`` so the command sees the fake's devices (gpustat's tests do the same with `N`).
 """
 
@@ -12,13 +12,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from planner.detect import detect_gpus
+from planner.calibrate.detect import detect_gpus
 
 MIB = 1024**2
 
 
 class FakeNVML:
-    """The pynvml functions planner.detect calls, for a list of fake devices."""
+    """The pynvml functions planner.calibrate.detect calls, for a list of fake devices."""
 
     class NVMLError(Exception):
         pass

@@ -13,14 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from planner import catalog, latency
-from planner.efficiency import Efficiency, communication, default_efficiency
+from planner.spec import catalog
+
+from planner.physics import latency
+from planner.physics.efficiency import Efficiency, communication, default_efficiency
 from planner.errors import InputError
 from planner.estimate import ResolvedModel, deployment, get_engine
-from planner.fit import Observation, fit, fit_efficiency, nnls, prediction_errors
-from planner.performance import host_efficiency
-from planner.quant import get_quant
-from planner.workload import Workload
+from planner.calibrate.fit import Observation, fit, fit_efficiency, nnls, prediction_errors
+from planner.physics.performance import host_efficiency
+from planner.physics.quant import get_quant
+from planner.physics.workload import Workload
 
 # nnls ----------------------------------------------------------------------------------------------
 

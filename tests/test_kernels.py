@@ -11,10 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kernels import microbench as mb
-from kernels.decode_bench import BenchSuiteResult, prompt_length, run_decode, run_suite
-from kernels.llama import build_model, greedy_generate, reference_logits
-from kernels.shapes import (
+from planner.kernels import microbench as mb
+from planner.kernels.decode_bench import BenchSuiteResult, prompt_length, run_decode, run_suite
+from planner.kernels.llama import build_model, greedy_generate, reference_logits
+from planner.kernels.shapes import (
     LLAMA_3_1_8B,
     TINY,
     kv_bytes_per_step,
@@ -22,7 +22,7 @@ from kernels.shapes import (
     resident_bytes,
     weight_bytes_per_step,
 )
-from kernels.timing import quantile, time_calls
+from planner.kernels.timing import quantile, time_calls
 
 MIB = 1024**2
 
@@ -124,7 +124,7 @@ def test_microbenches_return_positive_finite_numbers():
 
 
 def test_import_kernels_does_not_import_torch():
-    code = "import sys, kernels, kernels.shapes; print('torch' in sys.modules)"
+    code = "import sys, planner.kernels, planner.kernels.shapes; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

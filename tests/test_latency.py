@@ -15,13 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner import catalog, latency
-from planner.efficiency import communication, default_efficiency
+from planner.spec import catalog
+
+from planner.physics import latency
+from planner.physics.efficiency import communication, default_efficiency
 from planner.estimate import DEFAULT_HOST, ResolvedModel, deployment, fewest_host_layers, get_engine, plan
-from planner.memory import memory_breakdown
-from planner.performance import host_efficiency
-from planner.quant import get_quant
-from planner.workload import Workload
+from planner.physics.memory import memory_breakdown
+from planner.physics.performance import host_efficiency
+from planner.physics.quant import get_quant
+from planner.physics.workload import Workload
 
 REL = 1e-9  # closed form vs Python sum: the same arithmetic in another order
 

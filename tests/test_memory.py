@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner import catalog
-from planner.engines import (
+from planner.spec import catalog
+from planner.physics.engines import (
     llama_cpp_cells,
     llama_cpp_compute_buffer_bytes,
     vllm_cells,
 )
 from planner.estimate import ResolvedModel, deployment, estimate
-from planner.kvcache import KV_DTYPES, kv_cache_bytes, kv_cache_bytes_per_token, n_global_layers
-from planner.memory import memory_breakdown
-from planner.quant import (
+from planner.physics.kvcache import KV_DTYPES, kv_cache_bytes, kv_cache_bytes_per_token, n_global_layers
+from planner.physics.memory import memory_breakdown
+from planner.physics.quant import (
     F16,
     IQ4_XS,
     MXFP4,
@@ -38,9 +38,9 @@ from planner.quant import (
     gguf_tensor_type,
     tensor_bytes,
 )
-from planner.tensors import Role, Tensor, parameter_count, tensor_inventory
-from planner.weights import weight_layout
-from planner.workload import Workload
+from planner.spec.tensors import Role, Tensor, parameter_count, tensor_inventory
+from planner.physics.weights import weight_layout
+from planner.physics.workload import Workload
 
 MIB = 2**20
 GIB = 2**30

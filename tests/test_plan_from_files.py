@@ -11,11 +11,11 @@ import yaml
 from gguf import GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
-from planner import catalog
+from planner.spec import catalog
 from planner.estimate import plan
-from planner.quant import QUANTS, Engine, gguf_tensor_type
-from planner.tensors import Role, tensor_inventory
-from planner.workload import Workload
+from planner.physics.quant import QUANTS, Engine, gguf_tensor_type
+from planner.spec.tensors import Role, tensor_inventory
+from planner.physics.workload import Workload
 
 TINY = {
     "id": "tiny-file-model",
@@ -34,7 +34,7 @@ def _gguf_name(tensor_name: str) -> str:
 
 
 def write_gguf_like_llama_cpp(spec, quant: str, path: Path) -> None:
-    """A GGUF whose tensors have the types llama.cpp's quantizer gives them (planner.quant's rules)."""
+    """A GGUF whose tensors have the types llama.cpp's quantizer gives them (planner.physics.quant's rules)."""
     a = spec.architecture
     w = GGUFWriter(str(path), "llama")
     w.add_block_count(a.n_layers)
@@ -112,8 +112,8 @@ def test_gguf_weights_match_the_quantizer_rules_byte_for_byte(tmp_path):
     spec = catalog.load_model(str(spec_path))
     gguf_path = tmp_path / "tiny.gguf"
     write_gguf_like_llama_cpp(spec, "q4_k_m", gguf_path)
-    from planner.readers import read_model_file
-    from planner.weights import weight_layout
+    from planner.spec.readers import read_model_file
+    from planner.physics.weights import weight_layout
 
     assert read_model_file(gguf_path).layout.file_bytes == weight_layout(
         spec, QUANTS["q4_k_m"], Engine.llama_cpp).file_bytes

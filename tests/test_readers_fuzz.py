@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from planner.errors import InputError
-from planner.readers import read_model_file
-from planner.readers.gguf_header import parse_gguf_header
-from planner.readers.hf_config import SUPPORTED, config_blocks
-from planner.readers.safetensors_header import parse_safetensors_header
+from planner.spec.readers import read_model_file
+from planner.spec.readers.gguf_header import parse_gguf_header
+from planner.spec.readers.hf_config import SUPPORTED, config_blocks
+from planner.spec.readers.safetensors_header import parse_safetensors_header
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORK = Path(tempfile.mkdtemp(prefix="planner-fuzz-"))

@@ -14,8 +14,8 @@ from gguf.constants import GGML_QUANT_SIZES, GGUFValueType, LlamaFileType
 from gguf.constants import GGMLQuantizationType as T
 
 from planner.errors import InputError
-from planner.readers import is_model_file, read_model_file
-from planner.readers.gguf_header import parse_gguf_header, read_gguf_header
+from planner.spec.readers import is_model_file, read_model_file
+from planner.spec.readers.gguf_header import parse_gguf_header, read_gguf_header
 
 HIDDEN, FF, VOCAB, KV_DIM = 256, 512, 300, 128
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from planner.catalog import load_model
+from planner.spec.catalog import load_model
 from planner.errors import InputError, SpecFileError
-from planner.readers import is_model_file, read_model_file
-from planner.readers._params import count_active_params
-from planner.readers.safetensors_header import parse_safetensors_header
+from planner.spec.readers import is_model_file, read_model_file
+from planner.spec.readers._params import count_active_params
+from planner.spec.readers.safetensors_header import parse_safetensors_header
 
 # values of meta-llama/Llama-3.1-8B config.json
 LLAMA31_8B = {

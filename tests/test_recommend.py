@@ -9,14 +9,14 @@ import random
 import numpy as np
 import pytest
 
-from planner import catalog
+from planner.spec import catalog
 from planner.errors import InputError
 from planner.estimate import DEFAULT_HOST, ENGINE_KV_DTYPES, deployment, plan, resolve_model
-from planner.kvcache import get_kv_dtype, kv_bytes_per_token_layer
-from planner.quant import Engine, quants_for
-from planner.recommend import Targets, prepare, recommend
-from planner.search import Group
-from planner.workload import Workload
+from planner.physics.kvcache import get_kv_dtype, kv_bytes_per_token_layer
+from planner.physics.quant import Engine, quants_for
+from planner.search.recommend import Targets, prepare, recommend
+from planner.search.grid import Group
+from planner.physics.workload import Workload
 
 CASES = [
     ("llama3.1-8b", "rtx4090", "llama.cpp"),
@@ -330,8 +330,8 @@ def test_quality_ranks_every_fully_resident_configuration_before_any_offloaded_o
 
 
 def test_quality_objective_orders_resident_then_weight_bits_then_kv_bits_then_gpus_then_speed():
-    from planner.recommend_rank import objective
-    from planner.recommend_types import Config
+    from planner.search.rank import objective
+    from planner.search.types import Config
 
     def cfg(quant, wbits, kvbits, gpus=1, host=0, tok_s=10.0):
         return Config(quant=quant, kv_dtype="f16", ctx=4096, concurrency=1, offload_layers=host, num_gpus=gpus,
@@ -369,9 +369,9 @@ def test_recommend_modules_keep_functions_short():
 def test_objective_is_documented():
     from pathlib import Path
 
-    import planner.recommend
+    import planner.search.recommend
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "recommend.md").read_text(encoding="utf-8")
-    for text in (doc, planner.recommend.__doc__):
+    for text in (doc, planner.search.recommend.__doc__):
         assert "every layer in device memory" in text
         assert "bits per weight" in text and "fewest GPUs" in text

@@ -11,13 +11,15 @@ import json
 
 import pytest
 
-from planner import catalog, latency
-from planner.efficiency import communication, default_efficiency
+from planner.spec import catalog
+
+from planner.physics import latency
+from planner.physics.efficiency import communication, default_efficiency
 from planner.estimate import ResolvedModel, deployment, get_engine
-from planner.performance import host_efficiency
-from planner.quant import get_quant
-from planner.roofline import expected_distinct_experts, roofline_seconds
-from planner.workload import Workload
+from planner.physics.performance import host_efficiency
+from planner.physics.quant import get_quant
+from planner.physics.roofline import expected_distinct_experts, roofline_seconds
+from planner.physics.workload import Workload
 
 
 def make_deployment(model: str, gpu: str, quant: str, engine: str, workload: Workload | None = None, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from planner.schema import HardwareProfile, ModelSpec
+from planner.spec.schema import HardwareProfile, ModelSpec
 
 
 def test_tiny_model_factory_validates(make_model, tiny_model_params):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from planner import catalog
-from planner.tensors import parameter_count
+from planner.spec import catalog
+from planner.spec.tensors import parameter_count
 
 MODEL_FILES = sorted(catalog.MODEL_SPECS_DIR.glob("*.yaml"))
 HARDWARE_FILES = sorted(catalog.HARDWARE_DIR.glob("*.yaml"))
@@ -97,7 +97,7 @@ def test_parameter_count_from_architecture_matches_published_total_within_1_perc
 
 # Most published totals are exact checkpoint counts (safetensors total_size / bytes per parameter), and
 # the architecture reproduces them to the parameter. A mismatch means a tensor is missing from the
-# spec or from planner.tensors.
+# spec or from planner.spec.tensors.
 _EXACT_XFAIL: dict = {}  # a model whose count is known to be off goes here, with the reason
 
 

@@ -14,9 +14,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from planner import catalog
+from planner.spec import catalog
 from planner.cli import app, run
-from planner.validation import COLUMNS, DEFAULT_DATA
+from planner.calibrate.validate import COLUMNS, DEFAULT_DATA
 
 ISSUE_COLUMNS = ("engine,model,quant,gpu,num_gpus,batch,prompt_tokens,gen_tokens,decode_tok_s,prefill_tok_s,"
                  "source")
@@ -50,7 +50,7 @@ def summary_row(report: dict, engine: str, family: str, metric: str) -> dict:
 
 
 def test_csv_header_is_exactly_the_issue_columns():
-    assert DEFAULT_DATA == Path(__file__).resolve().parent.parent / "validation" / "measurements.csv"
+    assert DEFAULT_DATA == Path(__file__).resolve().parent.parent / "planner" / "data" / "measurements.csv"
     assert DEFAULT_DATA.read_text(encoding="utf-8").splitlines()[0] == ISSUE_COLUMNS
     assert ",".join(COLUMNS) == ISSUE_COLUMNS
 

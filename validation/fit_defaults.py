@@ -19,11 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner.efficiency import default_efficiency, device_family
+from planner.physics.efficiency import default_efficiency, device_family
 from planner.errors import InputError
 from planner.estimate import get_engine
-from planner.fit import error_band, fit, prediction_errors
-from planner.validation import DEFAULT_DATA, observation, read_measurements
+from planner.calibrate.fit import error_band, fit, prediction_errors
+from planner.calibrate.validate import DEFAULT_DATA, observation, read_measurements
 
 
 def observations(path=DEFAULT_DATA):

@@ -1,0 +1,155 @@
+"""Calibrating on the local device with the built-in torch decode benchmark (``kernels/``).
+
+The benchmark's runs become observations of the latency model for engine ``torch`` on a model whose
+layer shape is the benchmark's: each run is a deployment of that shape with the run's layer count, batch
+and context. Every third run (ordered by layers, batch, context) is held out of the fit and used to report
+the error on runs the fit did not see.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+
+import numpy as np
+
+from planner.spec import catalog
+from planner.calibrate.store import LOCAL, Calibration
+from planner.physics.efficiency import default_efficiency
+from planner.calibrate.fit import Observation, error_band, fit, prediction_errors
+from planner.physics.quant import QUANTS, Engine
+from planner.spec.schema import HardwareProfile, ModelSpec
+from planner.physics.weights import weight_layout
+from planner.physics.workload import Deployment, Workload
+
+TORCH_DTYPE_TO_QUANT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+
+
+def dims_for_model(spec: ModelSpec):
+    from planner.kernels.shapes import ModelDims
+
+    a = spec.architecture
+    return ModelDims(hidden=a.hidden_size, n_heads=a.n_heads, n_kv_heads=a.n_kv_heads, head_dim=a.head_dim,
+                     intermediate=a.intermediate_size, vocab=a.vocab_size, n_layers=a.n_layers)
+
+
+def bench_spec(dims, n_layers: int) -> ModelSpec:
+    """A llama-shaped spec with the benchmark's dimensions and ``n_layers`` layers."""
+    return ModelSpec.model_validate({
+        "id": f"bench-{dims.hidden}x{n_layers}", "name": "benchmark shape",
+        "architecture": {"source": "kernels/decode_bench.py benchmark shape", "family": "llama",
+                         "n_layers": n_layers, "hidden_size": dims.hidden, "n_heads": dims.n_heads,
+                         "n_kv_heads": dims.n_kv_heads, "head_dim": dims.head_dim,
+                         "intermediate_size": dims.intermediate, "vocab_size": dims.vocab,
+                         "max_context": 1 << 24},
+        "published": {"source": "computed", "total_params": 1},
+    })
+
+
+def _ram_bytes() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 16 * 1024**3
+
+
+def measured_profile(suite) -> HardwareProfile:
+    """A profile of the local device from what the benchmark measured: stream bandwidth (the better of
+    copy and read) and the best matrix throughput: GEMM runs, or the prefills of the decode runs
+    (a prompt of P tokens costs about P times one batch-1 step's FLOPs) in quick mode."""
+    bandwidth = max(suite.copy.bytes_per_s, suite.read.bytes_per_s)
+    prefill_rates = [r.flops_per_step / r.batch * r.prompt_tokens * r.batch / r.prefill_seconds
+                     for r in suite.runs if r.prefill_seconds > 0]
+    flops = max([g.flops_per_s for g in suite.gemm] + prefill_rates + [1e9])
+    kind = "cpu" if suite.device == "cpu" else ("unified" if suite.device == "mps" else "gpu")
+    data = {
+        "id": LOCAL, "name": suite.device_name or platform.processor() or suite.device,
+        "vendor": "cpu" if kind == "cpu" else ("apple" if kind == "unified" else "nvidia"), "kind": kind,
+        "memory": {"source": "measured by planner calibrate (stream bandwidth); capacity from the OS",
+                   "capacity_gib": _ram_bytes() / 1024**3, "bandwidth_gb_per_s": bandwidth / 1e9},
+        "compute": {"source": "measured by planner calibrate (best GEMM)", "fp32_tflops": flops / 1e12},
+    }
+    if kind == "unified":
+        data["unified_memory"] = {"source": "assumed default Metal working set (physics.md 4.8)", "gpu_fraction": 0.67}
+    return HardwareProfile.model_validate(data)
+
+
+def device_profile(suite) -> tuple[str, HardwareProfile, HardwareProfile | None]:
+    """(device key, profile used for the fit, profile to store): a CUDA card found in the catalog is
+    calibrated against its datasheet; anything else against what was measured."""
+    if suite.device == "cuda":
+        from planner.calibrate.detect import match_profile
+
+        known = {h.id: list(h.aliases) + [h.name] for h in catalog.hardware().items.values()}
+        matched = match_profile(suite.device_name, known)
+        if matched:
+            return matched, catalog.load_hardware(matched), None
+    profile = measured_profile(suite)
+    return LOCAL, profile, profile
+
+
+def observations(suite, hw: HardwareProfile) -> list[Observation]:
+    quant = QUANTS[TORCH_DTYPE_TO_QUANT.get(suite.dtype, "bf16")]
+    kv = {"f32": "f32", "f16": "f16", "bf16": "bf16"}[quant.id]
+    from planner.physics.kvcache import get_kv_dtype
+
+    out = []
+    for run in sorted(suite.runs, key=lambda r: (r.n_layers, r.batch, r.context_tokens)):
+        spec = bench_spec(run.dims, run.n_layers)
+        layout = weight_layout(spec, quant, Engine.torch)
+        base = {"model": spec, "hardware": hw, "engine": Engine.torch, "quant": quant, "kv_dtype": get_kv_dtype(kv),
+                "layout": layout}
+        decode = Deployment(**base, workload=Workload(ctx=run.context_tokens + 1, batch=run.batch,
+                                                      prompt_tokens=run.context_tokens, gen_tokens=1))
+        out.append(Observation(decode, decode_step_s=run.seconds_per_step,
+                               label=f"L{run.n_layers} B{run.batch} ctx{run.context_tokens}"))
+        if run.prefill_seconds > 0 and run.prompt_tokens > 0:
+            prefill = Deployment(**base, workload=Workload(ctx=run.prompt_tokens + 1, batch=run.batch,
+                                                           prompt_tokens=run.prompt_tokens, gen_tokens=1))
+            out.append(Observation(prefill, prefill_s=run.prefill_seconds, label=f"prefill L{run.n_layers} B{run.batch}"))
+    return out
+
+
+def split_heldout(obs: list[Observation]) -> tuple[list[Observation], list[Observation]]:
+    """Every third decode configuration (and its prefill) is held out."""
+    keys = sorted({o.label.replace("prefill ", "").split(" ctx")[0] + " " + o.label.split(" ctx")[-1]
+                   for o in obs if o.decode_step_s})
+    held_keys = set(keys[2::3])
+    held = [o for o in obs if o.decode_step_s and (o.label.split(" ctx")[0] + " " + o.label.split(" ctx")[-1]) in held_keys]
+    return [o for o in obs if o not in held], held
+
+
+def calibrate_with_benchmark(device: str = "auto", quick: bool = False, model: str | None = None,
+                             progress: Callable[[str], None] | None = None) -> tuple[Calibration, object]:
+    from planner.kernels.decode_bench import run_suite
+
+    dims = dims_for_model(catalog.load_model(model)) if model else None
+    suite = run_suite(device=device, quick=quick, dims=dims, progress=progress)
+    key, hw, stored = device_profile(suite)
+    obs = observations(suite, hw)
+    train, held = split_heldout(obs)
+    base = default_efficiency(Engine.torch, hw)
+    # The benchmark's layer counts are few, so a per-layer overhead is not identifiable from them.
+    result = fit(train, base, f"planner calibrate on {suite.device_name} ({suite.device}, {suite.dtype})",
+                 layer_overhead=False)
+    held_dec, held_pre = prediction_errors(held, result.efficiency)
+    held_errs = [abs(e) for e in held_dec + held_pre]
+    band = error_band(held_dec or result.decode_errors_pct)
+    eff = result.efficiency.model_copy(update={"error_band": band})
+    cal = Calibration(
+        device_key=key, device_name=suite.device_name, engine=Engine.torch.value, hardware=stored,
+        torch_version=suite.torch_version, cuda_version=suite.cuda_version, dtype=suite.dtype,
+        shapes=[{"dims": suite.dims.to_dict(), "layers": sorted({r.n_layers for r in suite.runs}),
+                 "batches": sorted({r.batch for r in suite.runs}),
+                 "contexts": sorted({r.context_tokens for r in suite.runs})}],
+        efficiency=eff, fit_median_abs_pct_error=result.median_abs_pct_error,
+        heldout_median_abs_pct_error=float(np.median(held_errs)) if held_errs else None,
+        n_fit=len(train), n_heldout=len(held),
+        measurements=[r.to_dict() for r in suite.runs],
+        source=f"planner calibrate: torch decode benchmark on {suite.device}",
+    )
+    return cal, suite

@@ -1,0 +1,128 @@
+"""Calibrations: measured efficiencies for one device and engine, stored in the user's cache.
+
+A calibration replaces the default efficiencies (planner/data/efficiency.yaml) when planning for the
+device it was measured on; `plan` then reports ``efficiency_source: calibrated``. Files are JSON,
+written atomically, and read back as untrusted input (size cap, schema validation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from planner.physics.efficiency import Efficiency
+from planner.errors import InputError, SpecFileError
+from planner.spec.safeio import check_nesting, read_text
+from planner.spec.schema import HardwareProfile
+
+MAX_CALIBRATION_BYTES = 5_000_000
+LOCAL = "local"
+
+
+class Calibration(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = 1
+    device_key: str = Field(description="the hardware id this calibration applies to")
+    device_name: str
+    engine: str
+    hardware: HardwareProfile | None = Field(
+        default=None, description="the measured device itself, for devices not in the catalog (local CPU)")
+    torch_version: str | None = None
+    driver_version: str | None = None
+    cuda_version: str | None = None
+    dtype: str | None = None
+    shapes: list[dict] = Field(default_factory=list)
+    efficiency: Efficiency
+    fit_median_abs_pct_error: float
+    heldout_median_abs_pct_error: float | None = None
+    n_fit: int
+    n_heldout: int = 0
+    measurements: list[dict] = Field(default_factory=list)
+    source: str
+    created_utc: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def cache_dir() -> Path:
+    """$PLANNER_CACHE_DIR, else $XDG_CACHE_HOME/planner, else ~/.cache/planner."""
+    if os.environ.get("PLANNER_CACHE_DIR"):
+        return Path(os.environ["PLANNER_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "planner"
+
+
+def default_path(device_key: str, engine: str) -> Path:
+    return cache_dir() / "calibrations" / f"{device_key}--{engine}.json"
+
+
+def save(cal: Calibration, path: Path | str | None = None) -> Path:
+    """Write atomically: a temporary file in the same folder, then os.replace."""
+    path = Path(path) if path else default_path(cal.device_key, cal.engine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(cal.model_dump_json(indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: Path | str) -> Calibration:
+    path = Path(path)
+    text = read_text(path, MAX_CALIBRATION_BYTES)
+    check_nesting(path, text)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    try:
+        return Calibration.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SpecFileError(str(path), f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+def _hardware_key(gpu: str) -> str:
+    from planner.spec import catalog
+
+    if gpu == LOCAL:
+        return LOCAL
+    try:
+        return catalog.load_hardware(gpu).id
+    except InputError:
+        return gpu
+
+
+def efficiency_for(gpu: str, engine: str, path: str | None) -> Efficiency | None:
+    """The calibration named by ``path``, or the cached one for this device and engine, else None."""
+    from planner.estimate import get_engine
+
+    eng = get_engine(engine).value
+    if path:
+        cal = load(path)
+        if get_engine(cal.engine).value != eng:
+            raise InputError(f"calibration {path} was measured for engine {cal.engine}, not {eng}")
+        return cal.efficiency
+    candidate = default_path(_hardware_key(gpu), eng)
+    if candidate.is_file():
+        return load(candidate).efficiency
+    return None
+
+
+def local_hardware() -> HardwareProfile:
+    """The device of the newest cached local calibration (``--gpu local``)."""
+    folder = cache_dir() / "calibrations"
+    found = sorted(folder.glob(f"{LOCAL}--*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    for path in reversed(found):
+        cal = load(path)
+        if cal.hardware is not None:
+            return cal.hardware
+    raise InputError("no local calibration found; run `planner calibrate` first (or name a --gpu)")

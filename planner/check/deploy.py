@@ -1,0 +1,219 @@
+"""Deployment files for the CI gate (`planner check`): schema, loading and evaluation (pure).
+
+A file lists deployments; each names a model, a device, an engine and its settings, and service-level
+objectives. The file is read once (``planner.spec.safeio``: regular files only, a size cap) and parsed by
+``planner.spec.catalog.parse_yaml`` (a nesting limit, duplicate keys refused). Loading rejects unknown keys and
+wrong types (strict: ``ctx: true`` or ``concurrency: "3"`` is not coerced) with ``file:line``
+(``SpecFileError``), and so do names the catalog does not know; relative model and hardware file paths
+are relative to the deploy file's folder. Evaluation runs ``planner.estimate.plan`` and compares each
+prediction with its objective. Schema and examples: docs/check.md, examples/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from planner.spec.catalog import MAX_SPEC_FILE_BYTES, format_validation_error, parse_yaml
+from planner.errors import InputError, SpecFileError
+from planner.estimate import Estimate
+from planner.spec.safeio import read_text
+
+MODEL_FILE_SUFFIXES = (".gguf", ".yaml", ".yml", ".json")
+HARDWARE_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Input(BaseModel):
+    """What a deploy file holds: unknown keys and wrong types are errors, never coerced (an int field
+    refuses ``true`` and ``"3"``; a float field takes an int)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SLO(Input):
+    prompt_tokens: int = Field(default=512, ge=0, le=100_000_000)
+    gen_tokens: int = Field(default=256, ge=1, le=100_000_000)
+    min_decode_tok_s: float | None = Field(default=None, gt=0, description="per sequence")
+    max_ttft_s: float | None = Field(default=None, gt=0)
+    max_e2e_s: float | None = Field(default=None, gt=0)
+    min_headroom_fraction: float | None = Field(default=None, ge=0, lt=1, description="of usable device memory")
+
+
+class DeploymentSpec(Input):
+    name: str = Field(min_length=1)
+    model: str
+    gpu: str
+    num_gpus: int = Field(default=1, ge=1, le=4096)
+    engine: str = "llama.cpp"
+    quant: str | None = None
+    kv_dtype: str = "f16"
+    ctx: int = Field(default=4096, ge=1, le=100_000_000)
+    concurrency: int = Field(default=1, ge=1, le=1_000_000)
+    slo: SLO = SLO()
+
+
+class DeployFile(Input):
+    deployments: list[DeploymentSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> DeployFile:
+        seen = set()
+        for d in self.deployments:
+            if d.name in seen:
+                raise ValueError(f"deployment name '{d.name}' is used twice")
+            seen.add(d.name)
+        return self
+
+
+class Check(Strict):
+    check: str
+    predicted: float
+    required: float
+    unit: str
+    passed: bool
+    message: str
+
+
+class DeploymentResult(Strict):
+    name: str
+    passed: bool
+    checks: list[Check]
+    plan: Estimate
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+class CheckResult(Strict):
+    file: str
+    passed: bool
+    deployments: list[DeploymentResult]
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the deepest YAML node on ``loc`` (keys and list indexes)."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree, for line numbers (the text has passed ``parse_yaml``'s nesting check)."""
+    try:
+        return yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError):
+        return None
+
+
+def load_text(path: Path | str) -> tuple[DeployFile, str]:
+    """The validated file and its text, read once."""
+    path = Path(path)
+    text = read_text(path, MAX_SPEC_FILE_BYTES)
+    data = parse_yaml(path, text)
+    if not isinstance(data, dict):
+        raise SpecFileError(str(path), f"expected a mapping with 'deployments:', got {type(data).__name__}", 1)
+    try:
+        return DeployFile.model_validate(data), text
+    except ValidationError as exc:
+        err = format_validation_error(path, exc, text)
+        line = _node_line(_compose(text), tuple(exc.errors()[0]["loc"])) or err.line
+        where = err.path + (f":{err.line}" if err.line is not None else "")
+        raise SpecFileError(str(path), str(err)[len(where) + 2:], line) from None
+
+
+def load(path: Path | str) -> DeployFile:
+    return load_text(path)[0]
+
+
+def _relative_to(value: str, folder: Path, suffixes: tuple[str, ...], model_folders: bool = False) -> str:
+    """A relative file path in a deploy file names a file next to it, not one in the working directory;
+    catalog names (``llama3.1-8b``, ``meta-llama/Llama-3.1-8B``) pass through."""
+    from planner.spec.readers import is_model_file
+
+    p = Path(value)
+    if p.is_absolute():
+        return value
+    candidate = folder / p
+    if value.lower().endswith(suffixes) or (model_folders and is_model_file(str(candidate))):
+        return str(candidate)
+    return value
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def _check(name: str, predicted: float, required: float, unit: str, at_least: bool) -> Check:
+    ok = predicted >= required if at_least else predicted <= required
+    rel = ">=" if at_least else "<="
+    return Check(check=name, predicted=predicted, required=required, unit=unit, passed=ok,
+                 message=f"{name}: predicted {predicted:,.3g} {unit}, required {rel} {required:,.3g} {unit}")
+
+
+def evaluate_one(d: DeploymentSpec, folder: Path | None = None) -> DeploymentResult:
+    """Plan one deployment and check it; relative file paths in it are relative to ``folder``."""
+    from planner.estimate import plan
+    from planner.units import GIB
+    from planner.physics.workload import Workload
+
+    model, gpu = d.model, d.gpu
+    if folder is not None:
+        model = _relative_to(model, folder, MODEL_FILE_SUFFIXES, model_folders=True)
+        gpu = _relative_to(gpu, folder, HARDWARE_FILE_SUFFIXES)
+    w = Workload(ctx=d.ctx, batch=d.concurrency, prompt_tokens=d.slo.prompt_tokens, gen_tokens=d.slo.gen_tokens)
+    estimates = plan(model, gpu, quant=d.quant, engine=d.engine, kv_dtype=d.kv_dtype, workload=w,
+                     num_gpus=d.num_gpus)
+    if len(estimates) != 1:
+        raise InputError("give a quant (the model is not a file that fixes one)")
+    e = estimates[0]
+    m, p = e.memory, e.performance
+    checks = [_check("memory", m.total_bytes / GIB, m.device_bytes / GIB, "GiB", at_least=False)]
+    checks[0] = checks[0].model_copy(update={"passed": m.fits})  # fits also checks the most loaded GPU
+    s = d.slo
+    if s.min_headroom_fraction is not None:
+        checks.append(_check("headroom_fraction", m.headroom_bytes / m.device_bytes, s.min_headroom_fraction,
+                             "of device memory", at_least=True))
+    if s.min_decode_tok_s is not None:
+        checks.append(_check("decode_tok_s", p.decode_tok_s, s.min_decode_tok_s, "tok/s", at_least=True))
+    if s.max_ttft_s is not None:
+        checks.append(_check("ttft_s", p.ttft_s, s.max_ttft_s, "s", at_least=False))
+    if s.max_e2e_s is not None:
+        checks.append(_check("e2e_s", p.e2e_s, s.max_e2e_s, "s", at_least=False))
+    return DeploymentResult(name=d.name, passed=all(c.passed for c in checks), checks=checks, plan=e)
+
+
+def check_file(path: Path | str) -> CheckResult:
+    """Load and evaluate every deployment; an error in one names the deploy file and the deployment's
+    line (an error in a model or hardware file it names follows, with that file's own line)."""
+    path = Path(path)
+    spec, text = load_text(path)
+    root = None
+    results = []
+    for i, d in enumerate(spec.deployments):
+        try:
+            results.append(evaluate_one(d, path.parent))
+        except InputError as exc:
+            root = root or _compose(text)
+            line = _node_line(root, ("deployments", i))
+            raise SpecFileError(str(path), f"deployments.{i} ({d.name}): {exc}", line) from None
+    return CheckResult(file=str(path), passed=all(r.passed for r in results), deployments=results)

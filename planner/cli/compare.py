@@ -1,0 +1,84 @@
+"""`planner compare`: one workload across many devices, for buying decisions."""
+
+from __future__ import annotations
+
+import typer
+
+from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+
+
+def compare_command(
+    model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, or a model file"),
+    gpus: str | None = typer.Option(None, "--gpus", help="comma-separated hardware ids"),
+    all_devices: bool = typer.Option(False, "--all", help="every GPU and unified-memory device in the catalog"),
+    ctx: int = typer.Option(4096, "--ctx", min=1, help="context each sequence needs (tokens)"),
+    quant: str | None = typer.Option(None, "--quant", "-q", help="only this weight format"),
+    kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="only this KV dtype"),
+    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm, torch or transformers"),
+    prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
+    gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="sequences served at once"),
+    min_tok_s: float | None = typer.Option(None, "--min-tok-s", min=0, help="decode tok/s per sequence, at least"),
+    max_ttft: float | None = typer.Option(None, "--max-ttft", min=0, help="time to first token, at most (s)"),
+    max_e2e: float | None = typer.Option(None, "--max-e2e", min=0, help="end-to-end latency, at most (s)"),
+    headroom: float = typer.Option(0.1, "--headroom", min=0, max=0.99, help="fraction of device memory kept free"),
+    prefer: str = typer.Option("quality", "--prefer", help="quality or speed: how the best quant is chosen"),
+    sort: str = typer.Option("tok_s", "--sort", help="tok_s, price or memory"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
+    plot: str | None = typer.Option(None, "--plot", help="write a bar chart per device to FILE.png"),
+) -> None:
+    """Compare devices for one workload: fits, best quant, speed, context, concurrency, GPUs, price."""
+    import json
+
+    from planner.search.compare import compare, device_ids
+    from planner.errors import InputError
+    from planner.search.recommend import Targets
+
+    if as_json and markdown:
+        raise InputError("choose one of --json and --markdown")
+    if prefer not in ("quality", "speed"):
+        raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
+    if gpus and all_devices:
+        raise InputError("give --gpus or --all, not both")
+    targets = Targets(min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e, headroom_fraction=headroom)
+    rows = compare(model, device_ids(gpus, all_devices), engine, ctx, quant, kv_dtype, prompt, gen, concurrency,
+                   targets, prefer, sort)
+    if plot:
+        from planner.views import plot as plotting
+
+        plotting.compare_chart(rows, plot, title=f"{model}, ctx {ctx:,}, {engine}")
+    if as_json:
+        print(json.dumps({"rows": [r.model_dump(mode="json") for r in rows]}, indent=2))
+    elif markdown:
+        from planner.views import markdown as md
+
+        print(md.compare(rows, model, ctx, engine))
+    else:
+        print(text(rows, model, ctx, engine, concurrency))
+    raise typer.Exit(EXIT_OK if any(r.fits for r in rows) else EXIT_FAIL)
+
+
+def table_rows(rows) -> list[list]:
+    from planner.views.text import num, seconds, yes_no
+
+    return [[r.gpu, f"{r.memory_gib:.0f}", yes_no(r.fits), r.best_quant or "-", r.kv_dtype or "-",
+             num(r.decode_tok_s), seconds(r.ttft_s), f"{r.max_ctx:,}" if r.max_ctx else "-",
+             r.max_concurrency or "-", r.num_gpus_needed or "-",
+             f"${r.price_per_tok_s:,.1f}" if r.price_per_tok_s is not None else "-",
+             f"{r.constraint}: {r.reason}" if r.reason else ""] for r in rows]
+
+
+HEADERS = ["device", "GiB", "fits", "best quant", "kv", "tok/s", "TTFT", "max ctx", "seqs at ctx", "GPUs",
+           "USD per tok/s", "why not"]
+
+
+def text(rows, model: str, ctx: int, engine: str, concurrency: int) -> str:
+    from planner.views.text import table
+
+    head = f"{model} with {engine}: ctx {ctx:,}, concurrency {concurrency}; up to 8 GPUs, no host offload"
+    return "\n".join([head, "", table(table_rows(rows), HEADERS)])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(guarded(compare_command))

@@ -1,0 +1,125 @@
+"""`planner recommend`: settings that fit and meet targets, ranked, with launch commands."""
+
+from __future__ import annotations
+
+import typer
+
+from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+
+
+def recommend_command(
+    model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, or a model file"),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="hardware id or alias, or a hardware YAML"),
+    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm, torch or transformers"),
+    num_gpus: int = typer.Option(1, "--num-gpus", min=1, max=64, help="search GPU counts 1 … N"),
+    min_ctx: int | None = typer.Option(None, "--min-ctx", min=1, help="context each sequence needs (tokens)"),
+    min_tok_s: float | None = typer.Option(None, "--min-tok-s", min=0, help="decode tok/s per sequence, at least"),
+    max_ttft: float | None = typer.Option(None, "--max-ttft", min=0, help="time to first token, at most (s)"),
+    max_e2e: float | None = typer.Option(None, "--max-e2e", min=0, help="end-to-end latency, at most (s)"),
+    prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
+    gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="sequences served at once"),
+    headroom: float = typer.Option(0.1, "--headroom", min=0, max=0.99, help="fraction of device memory kept free"),
+    prefer: str = typer.Option("quality", "--prefer", help="quality (precision first) or speed (fastest decode)"),
+    quant: str | None = typer.Option(None, "--quant", "-q", help="only this weight format"),
+    kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="only this KV dtype"),
+    offload: bool = typer.Option(True, "--offload/--no-offload", help="allow llama.cpp layers in host memory"),
+    host: str | None = typer.Option(None, "--host", help="host memory profile (default ddr5-6000-2ch)"),
+    top: int = typer.Option(5, "--top", min=1, max=50, help="how many picks to show"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
+) -> None:
+    """Search quant x KV dtype x context x concurrency (x offload, x GPUs) for settings that fit with
+    headroom and meet every target; print the best and why the others were rejected."""
+    import json
+
+    from planner.errors import InputError
+    from planner.search.recommend import Targets, prepare, recommend
+
+    if as_json and markdown:
+        raise InputError("choose one of --json and --markdown")
+    if prefer not in ("quality", "speed"):
+        raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
+    targets = Targets(min_ctx=min_ctx, min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e,
+                      headroom_fraction=headroom)
+    s = prepare(model, gpu, engine, prompt=prompt, gen=gen, concurrency=concurrency, targets=targets,
+                max_gpus=num_gpus, quant=quant, kv_dtype=kv_dtype, offload=offload, host=host)
+    result = recommend(s, prefer, top)
+    if as_json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2))
+    elif markdown:
+        from planner.views import markdown as md
+
+        print(md.recommend(result))
+    else:
+        print(text(result))
+    raise typer.Exit(EXIT_OK if result.recommendations else EXIT_FAIL)
+
+
+def _targets(r) -> str:
+    t = r.targets
+    parts = [f"headroom {t.headroom_fraction:.0%}", f"ctx >= {max(t.min_ctx or 0, r.prompt_tokens + r.gen_tokens):,}"]
+    if t.min_tok_s is not None:
+        parts.append(f"decode >= {t.min_tok_s:g} tok/s")
+    if t.max_ttft_s is not None:
+        parts.append(f"TTFT <= {t.max_ttft_s:g} s")
+    if t.max_e2e_s is not None:
+        parts.append(f"e2e <= {t.max_e2e_s:g} s")
+    return ", ".join(parts)
+
+
+def text(r) -> str:
+    from planner.views.text import gib, num, seconds, table
+
+    lines = [(f"{r.model} on {r.gpu} with {r.engine}: concurrency {r.concurrency}, prompt {r.prompt_tokens:,}, "
+              f"gen {r.gen_tokens:,}; prefer {r.prefer}"),
+             f"targets: {_targets(r)}  ({r.candidates_evaluated:,} configurations evaluated)", ""]
+    if r.recommendations:
+        rows = [[i + 1, x.quant, x.kv_dtype, f"{x.ctx:,}", x.concurrency, x.num_gpus, x.offload_layers,
+                 num(x.plan.performance.decode_tok_s), seconds(x.plan.performance.ttft_s),
+                 seconds(x.plan.performance.e2e_s), gib(x.plan.memory.total_bytes), gib(x.plan.memory.headroom_bytes)]
+                for i, x in enumerate(r.recommendations)]
+        lines.append(table(rows, ["#", "quant", "kv", "ctx", "seqs", "GPUs", "host layers", "tok/s", "TTFT", "e2e",
+                                  "GiB", "headroom GiB"]))
+    else:
+        lines.append(f"no configuration fits and meets the targets; binding constraint: {r.binding_constraint}")
+        lines.append(f"  {r.binding_message}")
+    if r.rejected:
+        lines += ["", "rejected (closest configuration of each):"]
+        lines.append(table([[x.quant, x.kv_dtype, f"{x.ctx:,}", x.num_gpus, x.offload_layers, x.constraint, x.message]
+                            for x in r.rejected[:8]],
+                           ["quant", "kv", "ctx", "GPUs", "host layers", "constraint", "why"]))
+    lines += ["", *answers(r)]
+    if r.recommendations:
+        top = r.recommendations[0]
+        lines += ["", f"settings for the top pick ({top.quant}, kv {top.kv_dtype}):"]
+        for name, cmd in top.commands.items():
+            if cmd is None:
+                lines.append(f"  {name}: (cannot run this configuration)")
+            else:
+                lines.append(f"  {name}:")
+                lines += [f"    {c}" for c in cmd.splitlines()]
+    return "\n".join(lines)
+
+
+def answers(r) -> list[str]:
+    a = r.answers
+    out = []
+    if a.largest_ctx:
+        c = a.largest_ctx
+        out.append(f"largest context that fits: {c.ctx:,} tokens x {c.concurrency} ({c.quant}, kv {c.kv_dtype}, "
+                   f"{c.num_gpus} GPU, {c.offload_layers} host layers)")
+    if a.max_concurrency:
+        c = a.max_concurrency
+        more = "+" if a.max_concurrency_capped else ""
+        out.append(f"most concurrent sequences at {a.max_concurrency_ctx:,} tokens: {c.concurrency}{more} "
+                   f"({c.quant}, kv {c.kv_dtype}, {c.num_gpus} GPU, {c.offload_layers} host layers)")
+    if a.max_gen_tokens is not None:
+        note = f" ({a.max_gen_tokens_note})" if a.max_gen_tokens_note else ""
+        out.append(f"most output tokens within {r.targets.max_e2e_s:g} s end-to-end (top pick): "
+                   f"{a.max_gen_tokens:,}{note}")
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recommend")(guarded(recommend_command))

@@ -1,0 +1,1 @@
+"""Stage 6, what people read: text tables, markdown and plots of results."""
