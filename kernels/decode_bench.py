@@ -10,7 +10,7 @@ context used in the byte and FLOP accounting (``planner.kernels.shapes``):
 * bytes_per_s           = (weight_bytes_per_step + kv_bytes_per_step) / seconds_per_step
 
 Decode throughput as bytes/s over weights + KV follows gpt-fast's "bandwidth achieved = model size × tok/s"
-(shared/reference/physics.md section 7.1, item 6).
+(docs/physics.md §7.1, item 6).
 
 ``run_suite`` runs copy/read bandwidth, batch-1 GEMV and a grid of decode runs (plus GEMM and attention in the
 full mode) and returns a JSON-able ``BenchSuiteResult`` that ``planner calibrate`` can turn into efficiencies.

@@ -1,6 +1,6 @@
 """Micro-benchmarks: copy bandwidth, batch-1 GEMV bandwidth, GEMM throughput, decode attention bandwidth.
 
-Definitions follow shared/reference/physics.md section 7.1:
+Definitions follow docs/physics.md §7.1:
 
 * copy:      ``y.copy_(x)``; bytes/s = 2 · size_bytes / t  (one read plus one write)
 * read:      ``x.sum()``; bytes/s = size_bytes / t  (a read-only stream, the access pattern of decode)

@@ -7,7 +7,7 @@ Layer layout is llama-style (fused QKV and fused gate/up projections, as gpt-fas
 * two RMSNorm weight vectors of length ``hidden`` per layer; one final norm; an LM head [hidden → vocab]
 * an embedding table [vocab × hidden], gathered (one row per token), so never streamed in full.
 
-Source: shared/reference/physics.md (weights and KV cache sections); Touvron et al. 2023 (LLaMA) for the
+Source: docs/physics.md (weights and KV cache sections); Touvron et al. 2023 (LLaMA) for the
 architecture. All byte counts are exact integers: ``n_elements × elem_bytes``.
 """
 
@@ -104,7 +104,7 @@ def weight_bytes_per_step(dims: ModelDims, n_layers: int, elem_bytes: int) -> in
 def kv_bytes_per_step(dims: ModelDims, n_layers: int, batch: int, context: int, elem_bytes: int) -> int:
     """KV cache read by one decode step: 2 × n_layers × batch × context × n_kv_heads × head_dim × elem_bytes.
 
-    The factor 2 is one tensor for K and one for V. Source: physics.md, KV cache section.
+    The factor 2 is one tensor for K and one for V. Source: docs/physics.md, KV cache section.
     """
     return 2 * n_layers * batch * context * dims.n_kv_heads * dims.head_dim * elem_bytes
 

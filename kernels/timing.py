@@ -3,7 +3,7 @@
 Protocol (after triton ``do_bench`` and nanoGPT ``bench.py``; written here, not copied): warm up, synchronise,
 time every call separately (CUDA events on CUDA; ``time.perf_counter`` after a device sync on MPS/CPU, as
 gpt-fast does), repeat, and report the median with the 20th/80th percentiles. Source for the protocol:
-shared/reference/physics.md section 7.1 and shared/reference/style.md guideline 8.
+docs/physics.md §7.1 and the timing practice of docs/physics.md §7.1.
 
 torch is imported lazily (inside functions) so that ``import planner.kernels`` stays torch-free.
 """

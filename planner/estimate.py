@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner.spec import catalog
 from planner.physics.efficiency import Efficiency
+from planner.physics.engines import ENGINE_KV_DTYPES, get_engine
 from planner.errors import InputError, UnknownNameError
 from planner.physics.kvcache import get_kv_dtype
 from planner.spec.layout import WeightLayout
@@ -19,15 +20,6 @@ from planner.spec.schema import DeviceKind, HardwareProfile, ModelSpec
 from planner.units import GIB
 from planner.physics.weights import weight_layout
 from planner.physics.workload import Deployment, Parallel, Workload
-
-ENGINE_KV_DTYPES: dict[Engine, tuple[str, ...]] = {
-    Engine.llama_cpp: ("f16", "bf16", "f32", "q8_0", "q4_0"),
-    Engine.ollama: ("f16", "q8_0", "q4_0"),  # OLLAMA_KV_CACHE_TYPE
-    Engine.vllm: ("f16", "bf16", "fp8"),
-    Engine.torch: ("f16", "bf16", "f32"),
-    Engine.transformers: ("f16", "bf16", "f32"),
-}
-
 
 class ResolvedModel(BaseModel):
     """A model from the catalog or from a file; a file may fix the format and the exact bytes."""
@@ -59,16 +51,6 @@ class Estimate(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def get_engine(name: str) -> Engine:
-    try:
-        return Engine(name.lower())
-    except ValueError:
-        aliases = {"llamacpp": Engine.llama_cpp, "llama-cpp": Engine.llama_cpp, "pytorch": Engine.torch, "hf": Engine.transformers}
-        if name.lower() in aliases:
-            return aliases[name.lower()]
-        raise UnknownNameError("engine", name, [e.value for e in Engine]) from None
-
-
 def resolve_model(name: str) -> ResolvedModel:
     from planner.spec import readers
 
@@ -78,26 +60,10 @@ def resolve_model(name: str) -> ResolvedModel:
     return ResolvedModel(spec=catalog.load_model(name))
 
 
-def resolve_hardware(gpu: str, calibration: str | None = None) -> HardwareProfile:
-    """A catalog id, alias or YAML path; ``local``: the device a given calibration file was measured on,
-    else the detected NVIDIA GPU's profile, else the device of the newest local calibration."""
-    if gpu.strip().lower() != "local":
-        return catalog.load_hardware(gpu)
-    from planner.calibrate.store import load, local_hardware
-    from planner.calibrate.detect import detect_gpus, match_profile
-
-    if calibration:
-        cal = load(calibration)
-        return cal.hardware if cal.hardware is not None else catalog.load_hardware(cal.device_key)
-
-    detected = detect_gpus()
-    if detected.gpus:
-        known = {h.id: list(h.aliases) + [h.name] for h in catalog.hardware().items.values()}
-        matched = match_profile(detected.gpus[0].name, known)
-        if matched is None:
-            raise InputError(f"detected '{detected.gpus[0].name}' is not in the hardware catalog; pass a YAML profile")
-        return catalog.load_hardware(matched)
-    return local_hardware()
+def resolve_hardware(gpu: str | HardwareProfile) -> HardwareProfile:
+    """A catalog id, alias or YAML path; a profile already resolved (``--gpu local``, see
+    planner.calibrate.store.local_device) passes through."""
+    return gpu if isinstance(gpu, HardwareProfile) else catalog.load_hardware(gpu)
 
 
 def resolve_host(host: str | None) -> HardwareProfile:
@@ -269,7 +235,7 @@ def parse_offload(value: str | int | None) -> str | int:
 
 def plan(
     model: str,
-    gpu: str,
+    gpu: str | HardwareProfile,
     quant: str | None = None,
     engine: str = "llama.cpp",
     kv_dtype: str = "f16",
@@ -280,7 +246,6 @@ def plan(
     offload: str | int | None = "none",
     host: str | None = None,
     efficiency: Efficiency | None = None,
-    calibration: str | None = None,
 ) -> list[Estimate]:
     """Estimates for one quant, or for every quant the engine runs when ``quant`` is None.
 
@@ -290,7 +255,7 @@ def plan(
 
     eng = get_engine(engine)
     resolved = resolve_model(model)
-    hw = resolve_hardware(gpu, calibration)
+    hw = resolve_hardware(gpu)
     host_hw = resolve_host(host)
     mode = parse_offload(offload)
     if mode != "none" and not eng.reads_gguf:

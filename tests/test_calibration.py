@@ -324,7 +324,7 @@ def test_unknown_llama_bench_model_asks_for_model(cli, cache, tmp_path):
 
 CSV_HEADER = "engine,model,quant,gpu,num_gpus,batch,prompt_tokens,gen_tokens,decode_tok_s,prefill_tok_s,source\n"
 XD = "https://github.com/XiongjieDai/GPU-Benchmarks-on-LLM-Inference"
-# XiongjieDai (May 2024), RTX 4090, llama.cpp: Llama-3-8B Q4_K_M and F16 tg512 / pp512 (physics.md §4.2, §5).
+# XiongjieDai (May 2024), RTX 4090, llama.cpp: Llama-3-8B Q4_K_M and F16 tg512 / pp512 (docs/physics.md §4.2, §5).
 CSV_4090 = (CSV_HEADER
             + f"llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,{XD}\n"
             + f"llama.cpp,llama3-8b,f16,rtx4090,1,1,0,512,54.8,,{XD}\n"

@@ -70,7 +70,7 @@ def test_weight_bytes_closed_form_and_model_numel(tiny_model):
 
 def test_kv_bytes_closed_form():
     assert kv_bytes_per_step(TINY, n_layers=2, batch=3, context=50, elem_bytes=4) == 2 * 2 * 3 * 50 * 2 * 16 * 4
-    # Llama-3.1-8B, bf16 KV: 131,072 bytes per token (physics.md), 512 MiB at ctx 4096, batch 1
+    # Llama-3.1-8B, bf16 KV: 131,072 bytes per token (docs/physics.md), 512 MiB at ctx 4096, batch 1
     assert kv_bytes_per_step(LLAMA_3_1_8B, 32, 1, 1, 2) == 131_072
     assert kv_bytes_per_step(LLAMA_3_1_8B, 32, 1, 4096, 2) == 512 * MIB
 

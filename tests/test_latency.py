@@ -92,7 +92,7 @@ def test_mistral_v01_window_is_ignored_by_llama_cpp():
     ("qwen2.5-7b", "a100-80gb-sxm", "bf16", "torch", 100, 1, 1),
 ])
 def test_plan_times_are_the_sums_of_their_steps(model, gpu, quant, engine, prompt, gen, batch):
-    """e2e = TTFT + Σ_{i=1}^{N−1} step(P+i); decode tok/s = N / Σ_{i=0}^{N−1} step(P+i) (physics.md §6)."""
+    """e2e = TTFT + Σ_{i=1}^{N−1} step(P+i); decode tok/s = N / Σ_{i=0}^{N−1} step(P+i) (docs/physics.md §6)."""
     wl = Workload(ctx=prompt + gen, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
     d = make_deployment(model, gpu, quant, engine, wl)
     k = coefficients(d)
@@ -172,7 +172,7 @@ def test_seed_case_offloads_layers_and_decodes_at_about_10_tok_s(cli):
     assert off["host_layers"] + off["gpu_layers"] == 32
     assert off["ngl"] == off["gpu_layers"] + 1  # -ngl counts the output layer too
     assert 5 < perf["decode_tok_s"] < 20
-    # The host layers keep their KV cache in host RAM (physics.md §4.7): 4 KiB per token per layer at f16.
+    # The host layers keep their KV cache in host RAM (docs/physics.md §4.7): 4 KiB per token per layer at f16.
     assert mem["host_kv_cache_bytes"] == off["host_layers"] * 2 * 8 * 128 * 2 * 65536
 
 
@@ -201,7 +201,7 @@ def test_offload_slows_decode(cli):
 
 def test_tensor_parallel_adds_two_allreduces_per_layer():
     """vLLM Llama-3-70B on 4 × H100 SXM: the step is the TP=1 step's per-GPU share (weights and KV split
-    four ways, overhead not) plus 2·L all-reduce latencies (physics.md §4.6)."""
+    four ways, overhead not) plus 2·L all-reduce latencies (docs/physics.md §4.6)."""
     d1 = make_deployment("llama3-70b", "h100-sxm", "bf16", "vllm", num_gpus=1, parallel="tp")
     d4 = make_deployment("llama3-70b", "h100-sxm", "bf16", "vllm", num_gpus=4, parallel="tp")
     eff = default_efficiency(d4.engine, d4.hardware)
@@ -218,7 +218,7 @@ def test_tensor_parallel_adds_two_allreduces_per_layer():
 
 def test_llama_cpp_layer_split_on_two_gpus_is_not_faster():
     """XiongjieDai/GPU-Benchmarks-on-LLM-Inference (May 2024), Llama-3-8B Q4_K_M tg512: 2 × RTX 4090
-    124.7 tok/s vs 130.6 on one card: the layers run one after the other (physics.md §4.6)."""
+    124.7 tok/s vs 130.6 on one card: the layers run one after the other (docs/physics.md §4.6)."""
     wl = Workload(ctx=512, prompt_tokens=0, gen_tokens=512)
     one_gpu = one("llama3-8b", "rtx4090", "q4_k_m", workload=wl).performance.decode_tok_s
     two_gpus = one("llama3-8b", "rtx4090", "q4_k_m", workload=wl, num_gpus=2).performance.decode_tok_s
@@ -273,7 +273,7 @@ def test_no_kv_cache_short_generation_is_the_exact_sum_of_prefills():
     assert latency.no_kv_cache_seconds(d, eff, host_efficiency(d), comm, 100, 50) == pytest.approx(expected, rel=REL)
 
 
-# Published anchors (physics.md §4.2), each with its cited tolerance ---------------------------------
+# Published anchors (docs/physics.md §4.2), each with its cited tolerance ---------------------------------
 
 
 @pytest.mark.parametrize(("quant", "measured_tok_s"), [("q4_k_m", 130.6), ("f16", 54.8)])

@@ -1,6 +1,6 @@
 """The memory physics, pinned to exact values where the arithmetic is exact.
 
-Reference: shared/reference/physics.md §1 (weights), §2 (KV cache), §3 (buffers). Tolerances are used only
+Reference: docs/physics.md §1 (weights), §2 (KV cache), §3 (buffers). Tolerances are used only
 against published file sizes and logged llama.cpp buffer sizes, which are quoted there with their sources.
 """
 
@@ -59,7 +59,7 @@ def run_estimate(model_id: str, gpu: str, engine: Engine, quant: str, kv: str = 
 
 
 # --------------------------------------------------------------------------------------------
-# KV cache (physics.md §2)
+# KV cache (docs/physics.md §2)
 # --------------------------------------------------------------------------------------------
 
 
@@ -82,7 +82,7 @@ def test_kv_cache_of_llama31_8b_at_4k_is_512_mib():
 
 @pytest.mark.parametrize("dtype, mib", [("f16", 512), ("bf16", 512), ("f32", 1024), ("q8_0", 272), ("q4_0", 144)])
 def test_kv_cache_of_llama31_8b_at_4k_per_dtype(dtype, mib):
-    # q8_0 stores 34 bytes per 32 elements, q4_0 18 bytes per 32 (scales included; physics.md §2.4).
+    # q8_0 stores 34 bytes per 32 elements, q4_0 18 bytes per 32 (scales included; docs/physics.md §2.4).
     assert kv_cache_bytes(model("llama3.1-8b"), KV_DTYPES[dtype], 4096, 4096) == mib * MIB
 
 
@@ -93,7 +93,7 @@ def test_kv_cache_ignores_query_heads_under_gqa():
 
 @pytest.mark.parametrize("dtype", ["f16", "bf16"])
 def test_mla_kv_cache_of_deepseek_v3_is_one_576_wide_latent_per_layer(dtype):
-    # 61 layers × (kv_lora_rank 512 + rope 64) × 2 bytes, no separate V (physics.md §2.2).
+    # 61 layers × (kv_lora_rank 512 + rope 64) × 2 bytes, no separate V (docs/physics.md §2.2).
     assert kv_cache_bytes_per_token(model("deepseek-v3"), KV_DTYPES[dtype]) == 61 * 576 * 2 == 70_272
 
 
@@ -105,7 +105,7 @@ def test_quantized_kv_rows_must_hold_whole_blocks(make_model):
         kv_cache_bytes_per_token(spec, KV_DTYPES["q8_0"])
 
 
-# Sliding windows (physics.md §2.3) ------------------------------------------------------------
+# Sliding windows (docs/physics.md §2.3) ------------------------------------------------------------
 
 
 def test_gemma3_27b_llama_cpp_swa_layers_hold_1536_cells():
@@ -169,7 +169,7 @@ def test_llama_cpp_kv_for_batch_is_one_stream_per_sequence():
 
 
 # --------------------------------------------------------------------------------------------
-# Weights (physics.md §1)
+# Weights (docs/physics.md §1)
 # --------------------------------------------------------------------------------------------
 
 
@@ -183,7 +183,7 @@ def test_gguf_block_types_have_ggml_bits_per_weight(storage, bpw):
     assert storage.bits_per_weight == bpw
 
 
-# llama.cpp tools/quantize/README.md sizes, recomputed to the byte in physics.md §1.2. Our count lacks the
+# llama.cpp tools/quantize/README.md sizes, recomputed to the byte in docs/physics.md §1.2. Our count lacks the
 # 64-element F32 rope_freqs tensor (256 bytes), which planner does not model.
 LLAMA31_8B_GGUF_BYTES = {
     "q2_k": 3_171_295_488,
@@ -206,7 +206,7 @@ def test_gguf_size_of_llama31_8b_matches_llama_cpp_within_1_kib(quant, real_byte
 
 
 def test_q4_k_m_of_llama31_8b_mixes_q4_k_and_q6_k_as_llama_cpp_does():
-    # physics.md §1.2: 6,498.0 M params in Q4_K + 1,532.0 M in Q6_K (attn_v/ffn_down on half the layers, output).
+    # docs/physics.md §1.2: 6,498.0 M params in Q4_K + 1,532.0 M in Q6_K (attn_v/ffn_down on half the layers, output).
     spec = model("llama3.1-8b")
     by_type: dict[str, int] = {}
     for t in tensor_inventory(spec):
@@ -225,7 +225,7 @@ def test_q4_k_m_is_not_params_times_4_5_bits():
 
 
 def test_awq_int4_llama31_8b_is_about_5_73_gb():
-    # hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4 shards: 4.68 GB + 1.05 GB (physics.md §1.3).
+    # hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4 shards: 4.68 GB + 1.05 GB (docs/physics.md §1.3).
     file_bytes = weight_layout(model("llama3.1-8b"), QUANTS["awq-int4"], Engine.vllm).file_bytes
     assert abs(file_bytes - 5.73e9) <= 0.01 * 5.73e9
 
@@ -285,7 +285,7 @@ def test_parameter_count_equals_numel_of_a_tiny_torch_llama(make_model, tied):
 
 
 # --------------------------------------------------------------------------------------------
-# llama.cpp buffers against its logs (physics.md §1.2, §3.2)
+# llama.cpp buffers against its logs (docs/physics.md §1.2, §3.2)
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The roofline and what a decode step reads: both limits, MoE experts touched, weight bytes per step.
 
 Issue 3, item 9: "both roofline limits (memory-bound at batch 1, compute-bound at large batch) ... MoE
-expected experts". Exact where the arithmetic is exact; the MoE table is physics.md §4.5's, rounded there
+expected experts". Exact where the arithmetic is exact; the MoE table is docs/physics.md §4.5's, rounded there
 to one decimal (to three significant figures for the large values), so the tolerance is that rounding.
 """
 
@@ -52,7 +52,7 @@ def test_roofline_with_nothing_to_compute_is_the_memory_time():
 
 def test_batch_1_decode_is_memory_bound_and_costs_the_weight_read():
     """Llama-3.1-8B bf16 on an H100 SXM under vLLM, batch 1: the step is the overhead plus the time to
-    stream the weights (plus KV); the GEMV FLOPs are far below the ridge (physics.md §4.1)."""
+    stream the weights (plus KV); the GEMV FLOPs are far below the ridge (docs/physics.md §4.1)."""
     d = make_deployment("llama3.1-8b", "h100-sxm", "bf16", "vllm")
     k, eff = coefficients(d)
     assert k.bound == "memory"
@@ -87,7 +87,7 @@ def test_plan_reports_both_bounds(cli):
 
 # MoE ---------------------------------------------------------------------------------------------
 
-# physics.md §4.5: E_d(B) = E · (1 − (1 − k/E)^B), B = 1, 2, 4, 8, 16, 32, 64, 128.
+# docs/physics.md §4.5: E_d(B) = E · (1 − (1 − k/E)^B), B = 1, 2, 4, 8, 16, 32, 64, 128.
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128]
 MOE_TABLE = {
     (8, 2): [2, 3.5, 5.5, 7.2, 7.9, 8, 8, 8],  # Mixtral

@@ -74,7 +74,7 @@ def measured_profile(suite) -> HardwareProfile:
         "compute": {"source": "measured by planner calibrate (best GEMM)", "fp32_tflops": flops / 1e12},
     }
     if kind == "unified":
-        data["unified_memory"] = {"source": "assumed default Metal working set (physics.md 4.8)", "gpu_fraction": 0.67}
+        data["unified_memory"] = {"source": "assumed default Metal working set (docs/physics.md 4.8)", "gpu_fraction": 0.67}
     return HardwareProfile.model_validate(data)
 
 

@@ -1,7 +1,7 @@
 """Fitting the latency model's efficiencies to measured decode and prefill times.
 
 At the small batches where it is used, a decode step is memory-bound, so its time is linear in the
-inverse efficiencies (physics.md §7.3):
+inverse efficiencies (docs/physics.md §7.3):
 
     t_step = t_fixed + L·t_layer + Σ_f (W_f / BW)·(1/η_w,f) + (KV / BW)·(1/η_kv) + t_comm
 

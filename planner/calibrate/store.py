@@ -103,7 +103,7 @@ def _hardware_key(gpu: str) -> str:
 
 def efficiency_for(gpu: str, engine: str, path: str | None) -> Efficiency | None:
     """The calibration named by ``path``, or the cached one for this device and engine, else None."""
-    from planner.estimate import get_engine
+    from planner.physics.engines import get_engine
 
     eng = get_engine(engine).value
     if path:
@@ -126,3 +126,26 @@ def local_hardware() -> HardwareProfile:
         if cal.hardware is not None:
             return cal.hardware
     raise InputError("no local calibration found; run `planner calibrate` first (or name a --gpu)")
+
+
+def local_device(calibration: str | None = None) -> HardwareProfile:
+    """What ``--gpu local`` means: the device a given calibration file was measured on, else the detected
+    NVIDIA GPU's catalog profile, else the device of the newest local calibration."""
+    from planner.calibrate.detect import detect_gpus, match_profile
+    from planner.spec import catalog
+
+    if calibration:
+        cal = load(calibration)
+        return cal.hardware if cal.hardware is not None else catalog.load_hardware(cal.device_key)
+    detected = detect_gpus()
+    if detected.gpus:
+        known = {h.id: list(h.aliases) + [h.name] for h in catalog.hardware().items.values()}
+        matched = match_profile(detected.gpus[0].name, known)
+        if matched is None:
+            raise InputError(f"detected '{detected.gpus[0].name}' is not in the hardware catalog; pass a YAML profile")
+        return catalog.load_hardware(matched)
+    return local_hardware()
+
+
+def is_local(gpu: str) -> bool:
+    return gpu.strip().lower() == LOCAL

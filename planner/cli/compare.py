@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+from planner.views import compare as compare_view
 
 
 def compare_command(
@@ -55,29 +56,8 @@ def compare_command(
 
         print(md.compare(rows, model, ctx, engine))
     else:
-        print(text(rows, model, ctx, engine, concurrency))
+        print(compare_view.text(rows, model, ctx, engine, concurrency))
     raise typer.Exit(EXIT_OK if any(r.fits for r in rows) else EXIT_FAIL)
-
-
-def table_rows(rows) -> list[list]:
-    from planner.views.text import num, seconds, yes_no
-
-    return [[r.gpu, f"{r.memory_gib:.0f}", yes_no(r.fits), r.best_quant or "-", r.kv_dtype or "-",
-             num(r.decode_tok_s), seconds(r.ttft_s), f"{r.max_ctx:,}" if r.max_ctx else "-",
-             r.max_concurrency or "-", r.num_gpus_needed or "-",
-             f"${r.price_per_tok_s:,.1f}" if r.price_per_tok_s is not None else "-",
-             f"{r.constraint}: {r.reason}" if r.reason else ""] for r in rows]
-
-
-HEADERS = ["device", "GiB", "fits", "best quant", "kv", "tok/s", "TTFT", "max ctx", "seqs at ctx", "GPUs",
-           "USD per tok/s", "why not"]
-
-
-def text(rows, model: str, ctx: int, engine: str, concurrency: int) -> str:
-    from planner.views.text import table
-
-    head = f"{model} with {engine}: ctx {ctx:,}, concurrency {concurrency}; up to 8 GPUs, no host offload"
-    return "\n".join([head, "", table(table_rows(rows), HEADERS)])
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,7 @@ def plan_command(
     from planner.views import plan as plan_view
     from planner.errors import InputError
     from planner.estimate import plan
+    from planner.calibrate.store import efficiency_for, is_local, local_device
     from planner.physics.workload import Workload
 
     if as_json and markdown:
@@ -39,15 +40,17 @@ def plan_command(
     if parallel is not None and parallel not in ("tp", "pp", "layer"):
         raise InputError(f"--parallel takes tp, pp or layer, not '{parallel}'")
     workload = Workload(ctx=ctx, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
-    estimates = plan(model, gpu, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
+    device = local_device(calibration) if is_local(gpu) else gpu
+    efficiency = efficiency_for(gpu if calibration else getattr(device, "id", device), engine, calibration)
+    estimates = plan(model, device, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
                      num_gpus=num_gpus, nodes=nodes, parallel=parallel, offload=offload, host=host,
-                     efficiency=_efficiency(gpu, engine, calibration), calibration=calibration)
+                     efficiency=efficiency)
     if plot:
         from planner.views import plot as plotting
 
         chosen = estimates[0] if quant else next((e for e in estimates if e.memory.fits), estimates[0])
         plotting.plan_chart(model, chosen, plot, nodes=nodes, parallel=parallel, host=host,
-                            efficiency=_efficiency(gpu, engine, calibration))
+                            efficiency=efficiency)
     if as_json:
         print(render.to_json(estimates[0] if quant else estimates))
     elif markdown:
@@ -59,18 +62,6 @@ def plan_command(
     else:
         print(plan_view.summary(estimates))
     raise typer.Exit(EXIT_OK if any(e.memory.fits for e in estimates) else EXIT_FAIL)
-
-
-def _efficiency(gpu: str, engine: str, calibration: str | None):
-    """A calibration given with --calibration, or one saved for the detected device, else None
-    (the defaults). Calibration support lives in planner.calibrate.store."""
-    from planner.calibrate import store as cal
-
-    if gpu.strip().lower() == "local" and calibration is None:
-        from planner.estimate import resolve_hardware
-
-        gpu = resolve_hardware(gpu).id
-    return cal.efficiency_for(gpu, engine, calibration)
 
 
 def register(app: typer.Typer) -> None:

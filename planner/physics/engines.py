@@ -1,11 +1,12 @@
 """How each inference engine lays out memory: cache cells, buffers and fixed per-process costs.
 
 Pure functions; every constant names the engine source or measurement it comes from
-(shared/reference/physics.md §2.5-§3).
+(docs/physics.md §2.5-§3).
 """
 
 from __future__ import annotations
 
+from planner.errors import UnknownNameError
 from planner.physics.quant import Engine
 from planner.spec.schema import Family, HardwareProfile, ModelSpec
 from planner.units import GIB, MIB, ceil_div, pad_to_multiple
@@ -15,7 +16,7 @@ from planner.units import GIB, MIB, ceil_div, pad_to_multiple
 LLAMA_CPP_CTX_PAD = 256  # llama_context: n_ctx = GGML_PAD(n_ctx, 256) (PR #17046)
 LLAMA_CPP_N_UBATCH = 512  # default n_ubatch (common/common.h)
 # Architectures llama.cpp builds with an interleaved-SWA cache (llama-kv-cache-iswa.cpp). Mistral-7B-v0.1
-# loads as LLM_ARCH_LLAMA, which reads no window, so it gets a full cache (physics.md §2.3).
+# loads as LLM_ARCH_LLAMA, which reads no window, so it gets a full cache (docs/physics.md §2.3).
 LLAMA_CPP_SWA_FAMILIES = {Family.gemma2, Family.gemma3, Family.gpt_oss}
 # Pipeline-parallel layer split keeps GGML_SCHED_MAX_COPIES = 4 compute buffers (ggml-backend.cpp).
 LLAMA_CPP_PIPELINE_COPIES = 4
@@ -32,10 +33,10 @@ OLLAMA_RESERVE_BYTES = {"gpu": 457 * MIB, "metal": 512 * MIB}
 
 VLLM_BLOCK_TOKENS = 16  # CacheConfig.DEFAULT_BLOCK_SIZE (vllm/config/cache.py)
 VLLM_GPU_MEMORY_UTILIZATION = 0.9  # documented default since PR #2162; newest builds use 0.92
-# "Estimated CUDA graph memory: 0.73 GiB total" for Llama-class models (vLLM start-up log, physics.md §3.3)
+# "Estimated CUDA graph memory: 0.73 GiB total" for Llama-class models (vLLM start-up log, docs/physics.md §3.3)
 VLLM_CUDA_GRAPH_BYTES = int(0.73 * GIB)
 # Non-torch memory (NCCL, attention-backend buffers) grown after the start-up snapshot: ≈0.3 GiB on one
-# GPU, 0.5-1 GiB with NCCL for tensor parallelism (vLLM gpu_worker docstring, physics.md §3.1/§3.3).
+# GPU, 0.5-1 GiB with NCCL for tensor parallelism (vLLM gpu_worker docstring, docs/physics.md §3.1/§3.3).
 VLLM_NON_TORCH_BYTES = int(0.3 * GIB)
 VLLM_NCCL_BYTES = int(0.75 * GIB)
 
@@ -72,7 +73,7 @@ def llama_cpp_cells(spec: ModelSpec, ctx: int, n_seq: int) -> tuple[int, int]:
 
 
 def llama_cpp_compute_buffer_bytes(spec: ModelSpec, ctx: int, n_seq: int) -> int:
-    """Worst-case graph reserved by sched_reserve with Flash Attention on (physics.md §3.2):
+    """Worst-case graph reserved by sched_reserve with Flash Attention on (docs/physics.md §3.2):
     logits 4 × n_vocab × n_out + hidden state 4 × n_embd × n_tokens, n_tokens = min(n_ctx, n_ubatch).
     Llama-3-8B: 128,256 × 512 × 4 + 4,096 × 512 × 4 = 258.5 MiB, as llama.cpp logs it."""
     n_tokens = min(ctx * n_seq, LLAMA_CPP_N_UBATCH)
@@ -102,7 +103,7 @@ def vllm_cells(spec: ModelSpec, ctx: int, max_batched_tokens: int) -> tuple[int,
 def activation_peak_bytes(spec: ModelSpec, tokens: int, logits_rows: int, elem_bytes: int = 2) -> int:
     """Largest live activation set of one forward pass over ``tokens`` tokens: the FFN's gate and up
     outputs plus q, k, v and two hidden-size buffers (elem_bytes each), and fp32 logits for
-    ``logits_rows`` rows. This is vLLM's profile_run peak (physics.md §3.3: the sampler's
+    ``logits_rows`` rows. This is vLLM's profile_run peak (docs/physics.md §3.3: the sampler's
     rows × vocab × 4 B is 0.49 GiB for 1024 Llama-3 rows)."""
     a = spec.architecture
     ffn = a.intermediate_size
@@ -111,3 +112,22 @@ def activation_peak_bytes(spec: ModelSpec, tokens: int, logits_rows: int, elem_b
                   spec.moe.expert_intermediate_size * (spec.moe.n_active_experts + spec.moe.n_shared_experts))
     per_token = 2 * ffn + (a.n_heads + 2 * a.n_kv_heads) * a.head_dim + 2 * a.hidden_size
     return tokens * per_token * elem_bytes + logits_rows * a.vocab_size * 4
+
+
+ENGINE_KV_DTYPES: dict[Engine, tuple[str, ...]] = {
+    Engine.llama_cpp: ("f16", "bf16", "f32", "q8_0", "q4_0"),
+    Engine.ollama: ("f16", "q8_0", "q4_0"),  # OLLAMA_KV_CACHE_TYPE
+    Engine.vllm: ("f16", "bf16", "fp8"),
+    Engine.torch: ("f16", "bf16", "f32"),
+    Engine.transformers: ("f16", "bf16", "f32"),
+}
+
+
+def get_engine(name: str) -> Engine:
+    try:
+        return Engine(name.lower())
+    except ValueError:
+        aliases = {"llamacpp": Engine.llama_cpp, "llama-cpp": Engine.llama_cpp, "pytorch": Engine.torch, "hf": Engine.transformers}
+        if name.lower() in aliases:
+            return aliases[name.lower()]
+        raise UnknownNameError("engine", name, [e.value for e in Engine]) from None

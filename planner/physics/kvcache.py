@@ -1,6 +1,6 @@
 """KV-cache bytes: per token, per layer, and for a number of cache cells (pure functions).
 
-Source: shared/reference/physics.md §2. Every layer stores K and V rows of n_kv_heads × head_dim
+Source: docs/physics.md §2. Every layer stores K and V rows of n_kv_heads × head_dim
 elements per token; MLA layers store one latent of kv_lora_rank + qk_rope_head_dim elements and no V
 (llama.cpp ``has_v = !is_mla``; vLLM ``MLAAttentionSpec``); sliding-window layers hold at most their
 window. Quantized caches carry their block scales (q8_0: 34 bytes per 32 elements).
@@ -66,7 +66,7 @@ def kv_bytes_per_token_layer(spec: ModelSpec, kv: KVDType, n_kv_heads: int | Non
 def kv_cache_bytes_per_token(spec: ModelSpec, kv: KVDType) -> int:
     """Σ_layers of the per-layer bytes: what one more token of context costs when no layer is capped.
 
-    Llama-3.1-8B, f16: 2 × 32 × 8 × 128 × 2 = 131,072 bytes (physics.md §2.1).
+    Llama-3.1-8B, f16: 2 × 32 × 8 × 128 × 2 = 131,072 bytes (docs/physics.md §2.1).
     """
     return spec.architecture.n_layers * kv_bytes_per_token_layer(spec, kv)
 

@@ -1,6 +1,6 @@
 """Time: decode steps, prefill, time to first token and end-to-end latency (pure functions).
 
-Decode (physics.md §4): one step at batch B reads every device-resident weight once and each
+Decode (docs/physics.md §4): one step at batch B reads every device-resident weight once and each
 sequence's KV prefix, so
 
     t_step(B, c) = t_fixed + max(W_read(B) / (η_w·BW), 2·N_active·B / (η_c·Peak))      weights
@@ -9,9 +9,9 @@ sequence's KV prefix, so
                    [+ 2·L·t_allreduce for tensor parallel, + hops between pipeline stages]
 
 which is linear in the context c (capped for sliding-window layers), so sums over a generation
-have closed forms (physics.md §6):  T(P, N) = TTFT(P) + Σ_{i=1}^{N−1} t_step(B, P + i).
+have closed forms (docs/physics.md §6):  T(P, N) = TTFT(P) + Σ_{i=1}^{N−1} t_step(B, P + i).
 
-Prefill (physics.md §5): F(P) = 2·N_active·P + Σ_layers pair_flops·Σ_{p≤P} min(p, window) (causal),
+Prefill (docs/physics.md §5): F(P) = 2·N_active·P + Σ_layers pair_flops·Σ_{p≤P} min(p, window) (causal),
 TTFT ≈ t_fixed + max(n_chunks·W/(η_w·BW), F/(η_c·Peak)) [+ n_chunks·W_host/BW_PCIe when offloaded].
 """
 
@@ -118,7 +118,7 @@ def active_linear_params_per_token(spec: ModelSpec, layers: range) -> int:
 
 def weight_read_bytes(d: Deployment, layers: range, tokens: int) -> float:
     """Weight bytes streamed for ``layers`` when ``tokens`` tokens go through them at once: dense
-    weights once, routed experts only those touched (physics.md §4.5)."""
+    weights once, routed experts only those touched (docs/physics.md §4.5)."""
     wl = d.layout
     if not wl.layer_expert_bytes or d.model.moe is None:
         return float(sum(wl.layer_bytes[i] for i in layers))
@@ -171,7 +171,7 @@ def _compute_dtype(d: Deployment, hw: HardwareProfile) -> str:
 
 def communication_seconds(d: Deployment, comm: Communication, chunks: int = 1, allreduce_s: float | None = None) -> float:
     """Tensor parallel: 2 all-reduces per layer (after attention and after the MLP); pipeline or layer
-    split: one hop per stage boundary, slower across nodes (physics.md §4.6)."""
+    split: one hop per stage boundary, slower across nodes (docs/physics.md §4.6)."""
     t = 0.0
     if d.tp > 1:
         link = d.hardware.interconnect.kind if d.hardware.interconnect else "pcie"
@@ -325,7 +325,7 @@ class PrefillCoefficients:
 
 def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,
                          batch: int | None = None) -> PrefillCoefficients:
-    """Prefill model (physics.md §5, §4.7): max(chunks × weight bytes / bandwidth, FLOPs / peak) on the
+    """Prefill model (docs/physics.md §5, §4.7): max(chunks × weight bytes / bandwidth, FLOPs / peak) on the
     device, PCIe or host time for layers kept in host memory, all-reduce traffic for tensor parallel,
     and a fixed overhead. FLOPs = 2·N_active·tokens + lm_head for the last row + causal attention."""
     spec = d.model

@@ -76,7 +76,7 @@ def _result(d: Deployment, *, device_w: int, host_w: int, kv: int, host_kv: int,
 
 def _llama_cpp(d: Deployment) -> MemoryBreakdown:
     """llama.cpp / Ollama: token_embd stays in host memory; the first ``host_layers`` layers and their
-    KV stay in host RAM; the GPU holds the rest and the output layer (physics.md §1.2, §2.5, §4.7)."""
+    KV stay in host RAM; the GPU holds the rest and the output layer (docs/physics.md §1.2, §2.5, §4.7)."""
     spec, w, wl, h = d.model, d.workload, d.layout, d.host_layers
     n = spec.architecture.n_layers
     on_cpu_device = d.hardware.kind is DeviceKind.cpu
@@ -109,7 +109,7 @@ def _tp_kv_heads(d: Deployment) -> int:
 def _vllm(d: Deployment) -> MemoryBreakdown:
     """vLLM: weights sharded over TP × PP ranks; a paged KV pool in 16-token blocks that takes what is
     left of gpu_memory_utilization × total after weights, the profiled activation peak, non-torch
-    memory and CUDA graphs; the CUDA context sits outside that share (physics.md §2.6, §3.3)."""
+    memory and CUDA graphs; the CUDA context sits outside that share (docs/physics.md §2.6, §3.3)."""
     if d.host_layers:
         raise InputError("vLLM does not offload layers to host memory here; use --engine llama.cpp")
     spec, w = d.model, d.workload

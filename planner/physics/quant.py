@@ -2,13 +2,13 @@
 
 Storage types are block formats: ``block_elements`` weights stored in ``block_bytes`` bytes, scales
 included, so bits per weight = 8 × block_bytes / block_elements. GGUF block sizes are the
-``block_*`` structs of ggml's ``ggml-common.h`` (table in shared/reference/physics.md §1.1).
+``block_*`` structs of ggml's ``ggml-common.h`` (table in docs/physics.md §1.1).
 
 A weight *format* (what users pick with ``--quant``) is a rule assigning a storage type to every
 tensor. GGUF "mixes" (Q4_K_M, ...) upgrade some tensors: we re-implement the rules of llama.cpp's
-``llama_tensor_get_type_impl`` (``src/llama-quant.cpp``, summarized in physics.md §1.2) for the
+``llama_tensor_get_type_impl`` (``src/llama-quant.cpp``, summarized in docs/physics.md §1.2) for the
 formats below. GPU int4 formats (AWQ, GPTQ), bitsandbytes and FP8 quantize only the decoder's linear
-layers and keep embeddings and the head in 16 bits (physics.md §1.3-1.5).
+layers and keep embeddings and the head in 16 bits (docs/physics.md §1.3-1.5).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _grouped_int4_bytes(t: Tensor, group: int, g_idx: bool) -> int:
 
 def _nf4_bytes(t: Tensor) -> int:
     """bitsandbytes quantize_4bit, blocksize 64, no double quantization: 4-bit codes + one fp32 absmax
-    per 64 weights = 4.5 bits per weight (physics.md §1.4)."""
+    per 64 weights = 4.5 bits per weight (docs/physics.md §1.4)."""
     n = t.n_elements
     return n // 2 + (-(-n // 64)) * 4
 
@@ -174,7 +174,7 @@ def check_supported(engine: Engine, quant: QuantFormat, spec: ModelSpec) -> None
 
 
 # --------------------------------------------------------------------------------------------
-# GGUF mixes (llama_tensor_get_type_impl, re-implemented from physics.md §1.2)
+# GGUF mixes (llama_tensor_get_type_impl, re-implemented from docs/physics.md §1.2)
 # --------------------------------------------------------------------------------------------
 
 _GGUF_DEFAULT = {

@@ -11,7 +11,7 @@ from planner.spec.tensors import Role, parameter_count, tensor_inventory
 def weight_layout(spec: ModelSpec, quant: QuantFormat, engine: Engine) -> WeightLayout:
     """Σ over tensors of n_elements × bits(type)/8, per tensor group (never params × nominal bits).
 
-    Source: shared/reference/physics.md §1 ("weight_bytes = Σ_tensors n_elem × bpw(type)/8").
+    Source: docs/physics.md §1 ("weight_bytes = Σ_tensors n_elem × bpw(type)/8").
     A tied head is stored once in files; engines that need it on the device twice are handled in
     ``planner.physics.engines``.
     """

@@ -46,7 +46,7 @@ def recommend(r) -> str:
         out += ["", "<details><summary>Rejected</summary>", "",
                 _table([[x.quant, x.kv_dtype, x.constraint, x.message] for x in r.rejected],
                        ["quant", "kv", "constraint", "why"]), "", "</details>"]
-    from planner.cli.recommend import answers
+    from planner.views.recommend import answers
 
     out += [""] + [f"- {a}" for a in answers(r)]
     if r.recommendations:
@@ -57,7 +57,7 @@ def recommend(r) -> str:
 
 
 def compare(rows, model: str, ctx: int, engine: str) -> str:
-    from planner.cli.compare import HEADERS, table_rows
+    from planner.views.compare import HEADERS, table_rows
 
     body = table_rows(rows)
     for row, r in zip(body, rows):

@@ -3,7 +3,7 @@
 ``read_model_file(path)`` returns a :class:`ModelFile`: a :class:`~planner.spec.schema.ModelSpec` built from
 the file's metadata, the exact :class:`~planner.spec.layout.WeightLayout` when the file headers give tensor
 sizes, and the quant id the file determines. Every reader treats its input as untrusted: headers are
-read with bounded reads and validated (``shared/reference/security.md``), and every failure is an
+read with bounded reads and validated (docs/security.md), and every failure is an
 :class:`~planner.errors.InputError` (usually a :class:`~planner.errors.SpecFileError`).
 """
 

@@ -11,7 +11,7 @@ little-endian::
     string = u64 length | UTF-8 bytes;  array = u32 element_type | u64 count | count × element
 
 Why our own parser: ``gguf.GGUFReader`` 0.19.0 trusts the declared counts and lengths, so a crafted
-~50-byte file makes it loop and allocate until killed (see ``shared/reference/security.md``).
+~50-byte file makes it loop and allocate until killed (see docs/security.md).
 Here every count and length is checked against the bytes left in the file (and a fixed cap)
 before anything is allocated or looped over, value types are validated, strings are decoded
 strictly as UTF-8, tensor sizes are computed with explicit int64 bounds, and the tensor data
