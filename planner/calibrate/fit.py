@@ -29,10 +29,14 @@ def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 500) -> np.ndarray:
     passive = np.zeros(n, dtype=bool)
     w = a.T @ (b - a @ x)
     tol = 10 * np.finfo(float).eps * np.linalg.norm(a, 1) * max(m, n)
+    # A column too small to square without underflow carries no information: its weight stays 0
+    # (least squares on subnormal columns returns inf).
+    usable = np.linalg.norm(a, axis=0) > np.sqrt(np.finfo(float).tiny)
     for _ in range(max_iter):
-        if passive.all() or (w[~passive] <= tol).all():
+        free = ~passive & usable
+        if not free.any() or (w[free] <= tol).all():
             break
-        j = np.argmax(np.where(passive, -np.inf, w))
+        j = np.argmax(np.where(free, w, -np.inf))
         passive[j] = True
         while True:
             z = np.zeros(n)

@@ -7,6 +7,7 @@ Pure functions; every constant names the engine source or measurement it comes f
 from __future__ import annotations
 
 from planner.errors import UnknownNameError
+from planner.physics.arith import minimum
 from planner.physics.quant import Engine
 from planner.spec.schema import Family, HardwareProfile, ModelSpec
 from planner.units import GIB, MIB, ceil_div, pad_to_multiple
@@ -68,7 +69,7 @@ def llama_cpp_cells(spec: ModelSpec, ctx: int, n_seq: int) -> tuple[int, int]:
     window = spec.architecture.sliding_window
     if window is None or spec.architecture.family not in LLAMA_CPP_SWA_FAMILIES:
         return full, full
-    swa = pad_to_multiple(min(n_ctx_seq, window + LLAMA_CPP_N_UBATCH), LLAMA_CPP_CTX_PAD)
+    swa = pad_to_multiple(minimum(n_ctx_seq, window + LLAMA_CPP_N_UBATCH), LLAMA_CPP_CTX_PAD)
     return full, swa * n_seq
 
 
@@ -76,7 +77,7 @@ def llama_cpp_compute_buffer_bytes(spec: ModelSpec, ctx: int, n_seq: int) -> int
     """Worst-case graph reserved by sched_reserve with Flash Attention on (docs/physics.md §3.2):
     logits 4 × n_vocab × n_out + hidden state 4 × n_embd × n_tokens, n_tokens = min(n_ctx, n_ubatch).
     Llama-3-8B: 128,256 × 512 × 4 + 4,096 × 512 × 4 = 258.5 MiB, as llama.cpp logs it."""
-    n_tokens = min(ctx * n_seq, LLAMA_CPP_N_UBATCH)
+    n_tokens = minimum(ctx * n_seq, LLAMA_CPP_N_UBATCH)
     a = spec.architecture
     return 4 * a.vocab_size * n_tokens + 4 * a.hidden_size * n_tokens
 
@@ -96,7 +97,7 @@ def vllm_cells(spec: ModelSpec, ctx: int, max_batched_tokens: int) -> tuple[int,
     window = spec.architecture.sliding_window
     if window is None:
         return full_blocks * VLLM_BLOCK_TOKENS, full_blocks * VLLM_BLOCK_TOKENS
-    swa_blocks = min(full_blocks, ceil_div(min(window - 1 + max_batched_tokens, ctx), VLLM_BLOCK_TOKENS) + 1)
+    swa_blocks = minimum(full_blocks, ceil_div(minimum(window - 1 + max_batched_tokens, ctx), VLLM_BLOCK_TOKENS) + 1)
     return full_blocks * VLLM_BLOCK_TOKENS, swa_blocks * VLLM_BLOCK_TOKENS
 
 

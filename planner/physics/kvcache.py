@@ -9,8 +9,10 @@ window. Quantized caches carry their block scales (q8_0: 34 bytes per 32 element
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from planner.errors import InputError
+from planner.physics.arith import prefix_sums, span_sum
 from planner.spec.schema import ModelSpec
 from planner.spec.tensors import is_global_attention_layer
 
@@ -44,6 +46,13 @@ KV_DTYPES: dict[str, KVDType] = {
 }
 
 
+@dataclass(frozen=True)
+class KVDTypes:
+    """Several KV dtypes evaluated at once: the first axis of the search grid's arrays."""
+
+    dtypes: tuple[KVDType, ...]
+
+
 def get_kv_dtype(name: str) -> KVDType:
     from planner.errors import UnknownNameError
 
@@ -52,11 +61,17 @@ def get_kv_dtype(name: str) -> KVDType:
     return KV_DTYPES[name.lower()]
 
 
-def kv_bytes_per_token_layer(spec: ModelSpec, kv: KVDType, n_kv_heads: int | None = None) -> int:
+def kv_bytes_per_token_layer(spec: ModelSpec, kv: KVDType | KVDTypes, n_kv_heads: int | None = None) -> int:
     """One token of one layer: 2 (K and V) × n_kv_heads × head_dim elements, or one MLA latent.
 
-    ``n_kv_heads`` overrides the model's count (per tensor-parallel rank).
+    ``n_kv_heads`` overrides the model's count (per tensor-parallel rank). For ``KVDTypes`` (the search
+    grid) the answer is an array over the dtypes on the grid's first axis.
     """
+    if isinstance(kv, KVDTypes):
+        import numpy as np
+
+        return np.array([kv_bytes_per_token_layer(spec, k, n_kv_heads) for k in kv.dtypes],
+                        dtype=np.int64).reshape(-1, 1, 1, 1)
     if spec.mla is not None:
         return kv.row_bytes(spec.mla.kv_lora_rank + spec.mla.qk_rope_head_dim)
     heads = spec.architecture.n_kv_heads if n_kv_heads is None else n_kv_heads
@@ -71,8 +86,25 @@ def kv_cache_bytes_per_token(spec: ModelSpec, kv: KVDType) -> int:
     return spec.architecture.n_layers * kv_bytes_per_token_layer(spec, kv)
 
 
+@lru_cache(maxsize=256)
+def global_layer_prefix(spec: ModelSpec) -> tuple[int, ...]:
+    """Prefix sums of the full-attention layer flags, so any span of layers counts them at once."""
+    return prefix_sums([int(is_global_attention_layer(spec, i)) for i in range(spec.architecture.n_layers)])
+
+
 def n_global_layers(spec: ModelSpec) -> int:
-    return sum(is_global_attention_layer(spec, i) for i in range(spec.architecture.n_layers))
+    return global_layer_prefix(spec)[-1]
+
+
+def kv_cache_bytes_span(spec: ModelSpec, kv: KVDType, global_cells, window_cells, lo=0, hi=None,
+                        n_kv_heads: int | None = None):
+    """Σ over layers [lo, hi) of bytes per token-layer × cells: ``global_cells`` for full-attention
+    layers, ``window_cells`` for sliding-window layers (the engine decides both). Cells and the span
+    may be numpy arrays (the search grid) or ints (``plan``)."""
+    per_layer = kv_bytes_per_token_layer(spec, kv, n_kv_heads)
+    hi = spec.architecture.n_layers if hi is None else hi
+    n_global = span_sum(global_layer_prefix(spec), lo, hi)
+    return per_layer * (n_global * global_cells + ((hi - lo) - n_global) * window_cells)
 
 
 def kv_cache_bytes(
@@ -83,9 +115,6 @@ def kv_cache_bytes(
     layers: range | None = None,
     n_kv_heads: int | None = None,
 ) -> int:
-    """Σ over ``layers`` of bytes per token-layer × cells: ``global_cells`` for full-attention layers,
-    ``window_cells`` for sliding-window layers (the engine decides both)."""
-    per_layer = kv_bytes_per_token_layer(spec, kv, n_kv_heads)
+    """``kv_cache_bytes_span`` over a contiguous range of layers (all of them by default)."""
     layers = range(spec.architecture.n_layers) if layers is None else layers
-    n_global = sum(is_global_attention_layer(spec, i) for i in layers)
-    return per_layer * (n_global * global_cells + (len(layers) - n_global) * window_cells)
+    return kv_cache_bytes_span(spec, kv, global_cells, window_cells, layers.start, layers.stop, n_kv_heads)

@@ -22,9 +22,10 @@ from functools import lru_cache
 
 from planner.physics import engines as eng
 from planner.physics.efficiency import Communication, Efficiency
-from planner.physics.kvcache import kv_bytes_per_token_layer
+from planner.physics.arith import floor_int, is_scalar, maximum, minimum, prefix_sums, span_sum, where
+from planner.physics.kvcache import KVDType, kv_bytes_per_token_layer
 from planner.physics.quant import Engine
-from planner.physics.roofline import Bound, expected_distinct_experts, roofline_seconds
+from planner.physics.roofline import Bound, compute_bound, expected_distinct_experts, roofline_time_s
 from planner.spec.schema import DeviceKind, HardwareProfile, ModelSpec
 from planner.spec.tensors import Role, is_global_attention_layer, tensor_inventory
 from planner.units import ceil_div
@@ -59,8 +60,9 @@ class DecodeCoefficients:
     kv_bytes_per_context_token: int
     flops_per_step: float
 
-    def step_seconds(self, context: int) -> float:
-        capped = min(context, self.window) if self.window else context
+    def step_seconds(self, context):
+        """One decode step at ``context`` tokens (an int, or an array of contexts)."""
+        capped = minimum(context, self.window) if self.window else context
         return self.fixed_s + self.batch * (self.global_s_per_token * context + self.window_s_per_token * capped)
 
 
@@ -109,23 +111,37 @@ def linear_params(spec: ModelSpec) -> tuple[int, int, tuple[int, ...], tuple[int
     return head, sum(dense), tuple(dense), tuple(experts)
 
 
-def active_linear_params_per_token(spec: ModelSpec, layers: range) -> int:
-    """Matmul parameters one token multiplies through in ``layers`` (k of E experts)."""
+@lru_cache(maxsize=128)
+def _active_params_prefix(spec: ModelSpec) -> tuple[float, ...]:
     _, _, dense, experts = linear_params(spec)
     frac = spec.moe.n_active_experts / spec.moe.n_experts if spec.moe else 1.0
-    return int(sum(dense[i] + experts[i] * frac for i in layers))
+    return prefix_sums([dense[i] + experts[i] * frac for i in range(spec.architecture.n_layers)])
+
+
+def active_params_span(spec: ModelSpec, lo, hi):
+    """Matmul parameters one token multiplies through in layers [lo, hi) (k of E experts)."""
+    return floor_int(span_sum(_active_params_prefix(spec), lo, hi))
+
+
+def active_linear_params_per_token(spec: ModelSpec, layers: range) -> int:
+    return active_params_span(spec, layers.start, layers.stop)
+
+
+def weight_read_bytes_span(d: Deployment, lo, hi, tokens):
+    """Weight bytes streamed for layers [lo, hi) when ``tokens`` tokens go through them at once: dense
+    weights once, routed experts only those touched (docs/physics.md §4.5)."""
+    wl = d.layout
+    total = span_sum(prefix_sums(wl.layer_bytes), lo, hi)
+    if not wl.layer_expert_bytes or d.model.moe is None:
+        return total + 0.0 * tokens
+    m = d.model.moe
+    experts = span_sum(prefix_sums(wl.layer_expert_bytes), lo, hi)
+    touched = expected_distinct_experts(m.n_experts, m.n_active_experts, tokens) / m.n_experts
+    return (total - experts) + touched * experts
 
 
 def weight_read_bytes(d: Deployment, layers: range, tokens: int) -> float:
-    """Weight bytes streamed for ``layers`` when ``tokens`` tokens go through them at once: dense
-    weights once, routed experts only those touched (docs/physics.md §4.5)."""
-    wl = d.layout
-    if not wl.layer_expert_bytes or d.model.moe is None:
-        return float(sum(wl.layer_bytes[i] for i in layers))
-    m = d.model.moe
-    touched = expected_distinct_experts(m.n_experts, m.n_active_experts, tokens) / m.n_experts
-    return float(sum(wl.layer_bytes[i] - wl.layer_expert_bytes[i] + touched * wl.layer_expert_bytes[i]
-                     for i in layers))
+    return float(weight_read_bytes_span(d, layers.start, layers.stop, tokens))
 
 
 def window_applies(d: Deployment) -> bool:
@@ -138,12 +154,17 @@ def window_applies(d: Deployment) -> bool:
     return not d.engine.reads_gguf or a.family in eng.LLAMA_CPP_SWA_FAMILIES
 
 
-def _kv_per_token(d: Deployment, layers: range) -> tuple[int, int]:
-    """KV bytes per context token per sequence in ``layers``: (global layers, window layers)."""
-    per_layer = kv_bytes_per_token_layer(d.model, d.kv_dtype)
-    windowed = window_applies(d)
-    n_window = sum(1 for i in layers if windowed and not is_global_attention_layer(d.model, i))
-    return per_layer * (len(layers) - n_window), per_layer * n_window
+@lru_cache(maxsize=256)
+def _windowed_prefix(spec: ModelSpec, windowed: bool) -> tuple[int, ...]:
+    n = spec.architecture.n_layers
+    return prefix_sums([int(windowed and not is_global_attention_layer(spec, i)) for i in range(n)])
+
+
+def kv_read_bytes_per_token(d: Deployment, kv: KVDType, lo, hi):
+    """KV bytes per context token per sequence in layers [lo, hi): (global layers, window layers)."""
+    per_layer = kv_bytes_per_token_layer(d.model, kv)
+    n_window = span_sum(_windowed_prefix(d.model, window_applies(d)), lo, hi)
+    return per_layer * ((hi - lo) - n_window), per_layer * n_window
 
 
 def rates(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication) -> Rates:
@@ -183,39 +204,53 @@ def communication_seconds(d: Deployment, comm: Communication, chunks: int = 1, a
     return t
 
 
+def layer_spans(d: Deployment, host_layers=None) -> tuple[tuple, tuple]:
+    """((lo, hi) of device layers, (lo, hi) of host layers): the first ``host_layers`` stay on the host
+    (llama.cpp -ngl), unless the device is the CPU itself, which holds every layer."""
+    n = d.model.architecture.n_layers
+    h = d.host_layers if host_layers is None else host_layers
+    if d.hardware.kind is DeviceKind.cpu:
+        return (0 * h, n + 0 * h), (0 * h, 0 * h)
+    return (h, n + 0 * h), (0 * h, h)
+
+
 def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,
-                        batch: int | None = None) -> DecodeCoefficients:
-    """Linear-in-context decode step model for batch ``batch`` (default: the workload's)."""
+                        batch=None, host_layers=None, kv: KVDType | None = None) -> DecodeCoefficients:
+    """Linear-in-context decode step model for batch ``batch`` (default: the workload's). Batch and host
+    layers may be numpy arrays (the search grid); the fields are then arrays of the same shape."""
     spec = d.model
-    B = batch or d.workload.batch
+    B = d.workload.batch if batch is None else batch
+    kv = kv or d.kv_dtype
     r = rates(d, eff, host_eff, comm)
     n = spec.architecture.n_layers
-    cpu_device = d.hardware.kind is DeviceKind.cpu
-    dev_layers = range(n) if cpu_device else range(d.host_layers, n)
-    host_layers = range(0) if cpu_device else range(d.host_layers)
+    (dev_lo, dev_hi), (host_lo, host_hi) = layer_spans(d, host_layers)
     head_params, _, _, _ = linear_params(spec)
 
     # Tensor parallel divides weights and heads over ranks that run at once; an MLA latent is replicated.
     tp = d.tp
-    w_dev = (weight_read_bytes(d, dev_layers, B) + d.layout.output_bytes) / tp
-    f_dev = 2.0 * (active_linear_params_per_token(spec, dev_layers) + head_params) * B / tp
-    t_dev, bound = roofline_seconds(f_dev, w_dev, r.decode_flops_per_s, r.weight_bytes_per_s)
-    w_host = weight_read_bytes(d, host_layers, B)
-    f_host = 2.0 * active_linear_params_per_token(spec, host_layers) * B
-    t_host = roofline_seconds(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)[0] if w_host else 0.0
+    w_dev = (weight_read_bytes_span(d, dev_lo, dev_hi, B) + d.layout.output_bytes) / tp
+    f_dev = 2.0 * (active_params_span(spec, dev_lo, dev_hi) + head_params) * B / tp
+    t_dev = roofline_time_s(f_dev, w_dev, r.decode_flops_per_s, r.weight_bytes_per_s)
+    compute = compute_bound(f_dev, w_dev, r.decode_flops_per_s, r.weight_bytes_per_s)
+    w_host = weight_read_bytes_span(d, host_lo, host_hi, B)
+    f_host = 2.0 * active_params_span(spec, host_lo, host_hi) * B
+    t_host = roofline_time_s(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)
     fixed = (eff.step_overhead_s + n * eff.layer_overhead_s + t_dev + t_host
              + communication_seconds(d, comm, 1, eff.allreduce_latency_s))
 
     kv_share = 1 if spec.mla is not None else tp
-    g_dev, win_dev = _kv_per_token(d, dev_layers)
-    g_host, win_host = _kv_per_token(d, host_layers)
+    g_dev, win_dev = kv_read_bytes_per_token(d, kv, dev_lo, dev_hi)
+    g_host, win_host = kv_read_bytes_per_token(d, kv, host_lo, host_hi)
     g_s = g_dev / kv_share / r.kv_bytes_per_s + g_host / r.host_kv_bytes_per_s
     win_s = win_dev / kv_share / r.kv_bytes_per_s + win_host / r.host_kv_bytes_per_s
     window = spec.architecture.sliding_window if window_applies(d) else None
+    scalar = is_scalar(fixed, g_s)
+    weight_bytes = w_dev * tp + w_host
     return DecodeCoefficients(
-        fixed_s=fixed, global_s_per_token=g_s, window_s_per_token=win_s, window=window, batch=B, bound=bound,
-        weight_read_bytes=int(w_dev * tp + w_host), kv_bytes_per_context_token=g_dev + win_dev + g_host + win_host,
-        flops_per_step=f_dev * tp + f_host,
+        fixed_s=fixed, global_s_per_token=g_s, window_s_per_token=win_s, window=window, batch=B,
+        bound=("compute" if compute else "memory") if scalar else compute,
+        weight_read_bytes=int(weight_bytes) if scalar else weight_bytes,
+        kv_bytes_per_context_token=g_dev + win_dev + g_host + win_host, flops_per_step=f_dev * tp + f_host,
     )
 
 
@@ -287,14 +322,15 @@ class PrefillCoefficients:
     deployment: Deployment
     allreduce_s: float | None
 
-    def _touched(self, tokens: float) -> float:
-        return 1.0 - (1.0 - self.expert_fraction) ** tokens if self.expert_fraction else 1.0
+    def _touched(self, tokens):
+        return 1.0 - (1.0 - self.expert_fraction) ** tokens if self.expert_fraction else 1.0 + 0.0 * tokens
 
     def seconds(self, prompt_tokens: int) -> tuple[float, Bound]:
+        """(seconds, bound) for one prompt length; with array fields both are arrays."""
         total = self.batch * prompt_tokens
-        if total <= 0:
+        if is_scalar(total) and total <= 0:
             return 0.0, "memory"
-        chunk = min(self.engine_chunk, total) if self.engine_chunk else total
+        chunk = minimum(self.engine_chunk, total) if self.engine_chunk else total
         chunks = ceil_div(total, chunk)
         p = prompt_tokens
         pairs_full = p * (p + 1) / 2
@@ -309,41 +345,43 @@ class PrefillCoefficients:
         r = self.rates
         compute_s = flops / self.tp / r.flops_per_s
         memory_s = chunks * (self.dense_bytes + touched * self.expert_bytes) / self.tp / r.weight_bytes_per_s
-        t = max(compute_s, memory_s)
-        if self.host_layer_share:
-            w_host = self.host_dense_bytes + touched * self.host_expert_bytes
-            if r.pcie_bytes_per_s and chunk >= 32:
-                # llama.cpp offloads ops of ≥32-token batches to the GPU: host weights cross PCIe every ubatch.
-                t += chunks * w_host / r.pcie_bytes_per_s
-            else:
-                t += max(flops * self.host_layer_share / r.host_flops_per_s, chunks * w_host / r.host_weight_bytes_per_s)
-        t += self.allreduce_bytes_per_token * total
-        t += communication_seconds(self.deployment, self.comm, chunks, self.allreduce_s)
-        t += chunks * self.layer_overhead_s
-        return self.overhead_s + t, ("compute" if compute_s > memory_s else "memory")
+        t = maximum(compute_s, memory_s)
+        w_host = self.host_dense_bytes + touched * self.host_expert_bytes
+        # llama.cpp offloads ops of ≥32-token batches to the GPU: host weights cross PCIe every ubatch.
+        over_pcie = chunks * w_host / r.pcie_bytes_per_s if r.pcie_bytes_per_s else 0.0 * w_host
+        on_host = maximum(flops * self.host_layer_share / r.host_flops_per_s,
+                          chunks * w_host / r.host_weight_bytes_per_s)
+        host_s = where((chunk >= 32) & (r.pcie_bytes_per_s > 0), over_pcie, on_host)
+        t = t + where(self.host_layer_share > 0, host_s, 0.0)
+        t = t + self.allreduce_bytes_per_token * total
+        t = t + communication_seconds(self.deployment, self.comm, chunks, self.allreduce_s)
+        t = t + chunks * self.layer_overhead_s
+        compute = compute_s > memory_s
+        if is_scalar(t):
+            return self.overhead_s + t, ("compute" if compute else "memory")
+        return self.overhead_s + t, compute
 
 
 def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication,
-                         batch: int | None = None) -> PrefillCoefficients:
+                         batch=None, host_layers=None) -> PrefillCoefficients:
     """Prefill model (docs/physics.md §5, §4.7): max(chunks × weight bytes / bandwidth, FLOPs / peak) on the
     device, PCIe or host time for layers kept in host memory, all-reduce traffic for tensor parallel,
-    and a fixed overhead. FLOPs = 2·N_active·tokens + lm_head for the last row + causal attention."""
+    and a fixed overhead. FLOPs = 2·N_active·tokens + lm_head for the last row + causal attention.
+    Batch and host layers may be numpy arrays (the search grid)."""
     spec = d.model
     n = spec.architecture.n_layers
-    B = batch or d.workload.batch
-    cpu_device = d.hardware.kind is DeviceKind.cpu
-    host_layers = range(0) if cpu_device else range(d.host_layers)
-    dev_layers = range(n) if cpu_device else range(d.host_layers, n)
+    B = d.workload.batch if batch is None else batch
+    (dev_lo, dev_hi), (host_lo, host_hi) = layer_spans(d, host_layers)
     wl = d.layout
     experts = bool(wl.layer_expert_bytes) and spec.moe is not None
 
-    def split(layers: range) -> tuple[float, float]:
-        total = float(sum(wl.layer_bytes[i] for i in layers))
-        exp = float(sum(wl.layer_expert_bytes[i] for i in layers)) if experts else 0.0
+    def split(lo, hi):
+        total = span_sum(prefix_sums(wl.layer_bytes), lo, hi)
+        exp = span_sum(prefix_sums(wl.layer_expert_bytes), lo, hi) if experts else 0 * total
         return total - exp, exp
 
-    dense_dev, exp_dev = split(dev_layers)
-    dense_host, exp_host = split(host_layers)
+    dense_dev, exp_dev = split(dev_lo, dev_hi)
+    dense_host, exp_host = split(host_lo, host_hi)
     n_global, n_window, window = _attention_layer_counts(d)
     head_params, _, _, _ = linear_params(spec)
     engine_chunk = prefill_chunk_tokens(d, 0) if d.engine.reads_gguf or d.engine is Engine.vllm else None
@@ -354,13 +392,13 @@ def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, c
         allreduce = 2 * n * spec.architecture.hidden_size * 2 * 2 * (d.tp - 1) / d.tp / max(link, 1e9)
     return PrefillCoefficients(
         batch=B, engine_chunk=engine_chunk,
-        linear_flops_per_token=2.0 * active_linear_params_per_token(spec, range(n)),
+        linear_flops_per_token=2.0 * active_params_span(spec, 0, n),
         head_flops=2.0 * head_params * B, pair_flops=float(attention_pair_flops(spec)),
         n_global=n_global, n_window=n_window, window=window,
         dense_bytes=dense_dev + wl.output_bytes, expert_bytes=exp_dev,
         expert_fraction=spec.moe.n_active_experts / spec.moe.n_experts if experts else 0.0,
         host_dense_bytes=dense_host, host_expert_bytes=exp_host,
-        host_layer_share=len(host_layers) / n, tp=d.tp, allreduce_bytes_per_token=allreduce,
+        host_layer_share=(host_hi - host_lo) / n, tp=d.tp, allreduce_bytes_per_token=allreduce,
         rates=rates(d, eff, host_eff, comm), overhead_s=eff.prefill_overhead_s,
         layer_overhead_s=n * eff.layer_overhead_s, comm=comm, deployment=d,
         allreduce_s=eff.allreduce_latency_s,

@@ -6,11 +6,15 @@ Pure: takes a resolved ``Deployment`` and returns a ``MemoryBreakdown``. Engine-
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.physics import engines as eng
 from planner.errors import InputError
-from planner.physics.kvcache import kv_cache_bytes
+from planner.physics.arith import maximum, minimum, prefix_sums, span_sum, where
+from planner.physics.kvcache import KVDType, kv_cache_bytes, kv_cache_bytes_span
 from planner.physics.quant import Engine
 from planner.spec.schema import DeviceKind, HardwareProfile
 from planner.physics.workload import Deployment
@@ -48,57 +52,89 @@ def usable_device_bytes(hw: HardwareProfile, engine: Engine) -> int:
     return total
 
 
-def _result(d: Deployment, *, device_w: int, host_w: int, kv: int, host_kv: int, overhead: dict[str, int],
-            per_gpu: int, host_extra: int = 0, kv_tokens: int | None = None, extra_ok: bool = True,
-            ) -> MemoryBreakdown:
-    over = sum(overhead.values())
-    total = device_w + kv + over
-    capacity = usable_device_bytes(d.hardware, d.engine) * d.num_gpus
-    per_gpu_capacity = usable_device_bytes(d.hardware, d.engine)
-    fits = total <= capacity and per_gpu <= per_gpu_capacity and extra_ok
+@dataclass(frozen=True)
+class MemoryParts:
+    """Bytes of one deployment by part; each may be an int (``plan``) or a numpy array (the search grid,
+    over host layers, context and concurrency)."""
+
+    device_weights: object
+    host_weights: object
+    kv_cache: object
+    host_kv_cache: object
+    overhead: dict[str, object]
+    per_gpu: object
+    extra_ok: object = True  # engine-specific conditions beyond capacity (host RAM, CUDA context)
+
+    @cached_property
+    def overhead_total(self):
+        return sum(self.overhead.values())
+
+    @cached_property
+    def total(self):
+        return self.device_weights + self.kv_cache + self.overhead_total
+
+
+def per_gpu_bytes(device_bytes, overhead_bytes, num_gpus: int):
+    """The most loaded GPU's share: weights and KV split evenly, and the per-GPU overheads."""
+    return device_bytes // num_gpus + overhead_bytes // num_gpus
+
+
+def memory_fits(parts: MemoryParts, usable_bytes: int, num_gpus: int):
+    """The total fits all GPUs together, the most loaded GPU fits its own memory, and the engine's extra
+    conditions hold (``&`` serves Python bools and numpy arrays alike)."""
+    return (parts.total <= usable_bytes * num_gpus) & (parts.per_gpu <= usable_bytes) & parts.extra_ok
+
+
+def _result(d: Deployment, parts: MemoryParts, kv_tokens: int | None = None) -> MemoryBreakdown:
+    usable = usable_device_bytes(d.hardware, d.engine)
+    capacity = usable * d.num_gpus
+    total = parts.total
     return MemoryBreakdown(
         weights_bytes=d.layout.file_bytes,
-        device_weights_bytes=device_w,
-        host_weights_bytes=host_w,
-        kv_cache_bytes=kv,
-        host_kv_cache_bytes=host_kv,
-        overhead_bytes=over,
-        overhead=overhead,
+        device_weights_bytes=parts.device_weights,
+        host_weights_bytes=parts.host_weights,
+        kv_cache_bytes=parts.kv_cache,
+        host_kv_cache_bytes=parts.host_kv_cache,
+        overhead_bytes=parts.overhead_total,
+        overhead=parts.overhead,
         total_bytes=total,
         device_bytes=capacity,
-        fits=fits,
+        fits=bool(memory_fits(parts, usable, d.num_gpus)),
         headroom_bytes=capacity - total,
-        host_bytes=host_w + host_kv + host_extra,
-        per_gpu_bytes=per_gpu,
+        host_bytes=parts.host_weights + parts.host_kv_cache,
+        per_gpu_bytes=parts.per_gpu,
         kv_cache_tokens=kv_tokens,
     )
 
 
-def _llama_cpp(d: Deployment) -> MemoryBreakdown:
-    """llama.cpp / Ollama: token_embd stays in host memory; the first ``host_layers`` layers and their
-    KV stay in host RAM; the GPU holds the rest and the output layer (docs/physics.md §1.2, §2.5, §4.7)."""
-    spec, w, wl, h = d.model, d.workload, d.layout, d.host_layers
-    n = spec.architecture.n_layers
-    on_cpu_device = d.hardware.kind is DeviceKind.cpu
-    full_cells, swa_cells = eng.llama_cpp_cells(spec, w.ctx, w.batch)
-    kv_dev = kv_cache_bytes(spec, d.kv_dtype, full_cells, swa_cells, range(h, n))
-    kv_host = kv_cache_bytes(spec, d.kv_dtype, full_cells, swa_cells, range(h))
-    dev_w = sum(wl.layer_bytes[h:]) + wl.output_bytes + wl.other_bytes
-    host_w = wl.token_embd_bytes + sum(wl.layer_bytes[:h])
-    compute = eng.llama_cpp_compute_buffer_bytes(spec, w.ctx, w.batch)
-    if d.num_gpus > 1 and h == 0:
-        compute *= eng.LLAMA_CPP_PIPELINE_COPIES
+def layer_bytes_prefix(d: Deployment) -> tuple[int, ...]:
+    return prefix_sums(d.layout.layer_bytes)
+
+
+def llama_cpp_parts(d: Deployment, kv: KVDType, h, ctx, batch) -> MemoryParts:
+    """llama.cpp / Ollama: token_embd stays in host memory; the first ``h`` layers and their KV stay in
+    host RAM; the GPU holds the rest and the output layer (docs/physics.md §1.2, §2.5, §4.7)."""
+    spec, wl, n = d.model, d.layout, d.model.architecture.n_layers
+    full_cells, swa_cells = eng.llama_cpp_cells(spec, ctx, batch)
+    kv_dev = kv_cache_bytes_span(spec, kv, full_cells, swa_cells, h, n)
+    kv_host = kv_cache_bytes_span(spec, kv, full_cells, swa_cells, 0, h)
+    prefix = layer_bytes_prefix(d)
+    dev_w = span_sum(prefix, h, n) + wl.output_bytes + wl.other_bytes
+    host_w = wl.token_embd_bytes + span_sum(prefix, 0, h)
+    compute = eng.llama_cpp_compute_buffer_bytes(spec, ctx, batch)
+    if d.num_gpus > 1:  # pipeline copies of the compute buffer only when every layer is on the GPUs
+        compute = where(h == 0, compute * eng.LLAMA_CPP_PIPELINE_COPIES, compute)
     overhead = {
         "compute_buffer": compute * d.num_gpus,
         "runtime": eng.runtime_context_bytes(d.hardware, d.engine) * d.num_gpus,
     }
-    if on_cpu_device:  # the device *is* host memory: everything lands in it
-        dev_w, host_w, kv_dev, kv_host = dev_w + host_w, 0, kv_dev + kv_host, 0
-    per_gpu = (dev_w + kv_dev) // d.num_gpus + sum(overhead.values()) // d.num_gpus
-    # With offload the host must hold the layers and KV kept there (issue 3: "host memory must hold the rest").
-    host_ok = not (h and d.host is not None and host_w + kv_host > d.host.memory_bytes)
-    return _result(d, device_w=dev_w, host_w=host_w, kv=kv_dev, host_kv=kv_host, overhead=overhead,
-                   per_gpu=per_gpu, extra_ok=host_ok)
+    if d.hardware.kind is DeviceKind.cpu:  # the device *is* host memory: everything lands in it
+        dev_w, host_w, kv_dev, kv_host = dev_w + host_w, 0 * host_w, kv_dev + kv_host, 0 * kv_host
+        host_ok = True
+    else:  # with offload the host must hold the layers and KV kept there
+        host_ok = True if d.host is None else (h == 0) | (host_w + kv_host <= d.host.memory_bytes)
+    return MemoryParts(dev_w, host_w, kv_dev, kv_host, overhead,
+                       per_gpu_bytes(dev_w + kv_dev, sum(overhead.values()), d.num_gpus), host_ok)
 
 
 def _tp_kv_heads(d: Deployment) -> int:
@@ -106,20 +142,23 @@ def _tp_kv_heads(d: Deployment) -> int:
     return max(1, d.model.architecture.n_kv_heads // d.tp)
 
 
-def _vllm(d: Deployment) -> MemoryBreakdown:
+def _vllm_kv_layout(d: Deployment) -> tuple[int, int | None]:
+    """(ranks factor, KV heads over all ranks): every TP rank holds its share of heads, or all of an MLA
+    latent, so the cache over all ranks is (factor × the bytes of ``heads`` heads)."""
+    if d.model.mla is not None:
+        return d.tp, None
+    return 1, _tp_kv_heads(d) * d.tp
+
+
+def vllm_parts(d: Deployment, kv: KVDType, ctx, batch) -> MemoryParts:
     """vLLM: weights sharded over TP × PP ranks; a paged KV pool in 16-token blocks that takes what is
     left of gpu_memory_utilization × total after weights, the profiled activation peak, non-torch
     memory and CUDA graphs; the CUDA context sits outside that share (docs/physics.md §2.6, §3.3)."""
-    if d.host_layers:
-        raise InputError("vLLM does not offload layers to host memory here; use --engine llama.cpp")
-    spec, w = d.model, d.workload
+    spec = d.model
     max_tokens, max_seqs = eng.vllm_batch_defaults(d.hardware)
-    full_cells, swa_cells = eng.vllm_cells(spec, w.ctx, max_tokens)
-    # Every TP rank holds its share of heads (all of an MLA latent), so the total over ranks is:
-    ranks_factor = d.tp if spec.mla is not None else 1
-    heads = _tp_kv_heads(d) * d.tp if spec.mla is None else None
-    kv_per_seq = kv_cache_bytes(spec, d.kv_dtype, full_cells, swa_cells, n_kv_heads=heads) * ranks_factor
-    kv = kv_per_seq * w.batch
+    full_cells, swa_cells = eng.vllm_cells(spec, ctx, max_tokens)
+    ranks_factor, heads = _vllm_kv_layout(d)
+    kv_bytes = kv_cache_bytes_span(spec, kv, full_cells, swa_cells, n_kv_heads=heads) * ranks_factor * batch
     activation = eng.activation_peak_bytes(spec, max_tokens // d.tp, min(max_tokens, max_seqs))
     per_gpu_over = activation + eng.VLLM_NON_TORCH_BYTES + eng.VLLM_CUDA_GRAPH_BYTES
     if d.num_gpus > 1:
@@ -128,44 +167,56 @@ def _vllm(d: Deployment) -> MemoryBreakdown:
                 "non_torch": (per_gpu_over - activation - eng.VLLM_CUDA_GRAPH_BYTES) * d.num_gpus,
                 "cuda_graphs": eng.VLLM_CUDA_GRAPH_BYTES * d.num_gpus}
     weights = d.layout.file_bytes
-    per_gpu = (weights + kv) // d.num_gpus + per_gpu_over
-    budget = usable_device_bytes(d.hardware, d.engine) * d.num_gpus
-    pool = budget - weights - sum(overhead.values())
-    # Pool capacity in tokens as vLLM logs it ("GPU KV cache size: N tokens"): bytes of one token in every
-    # layer; sliding-window layers need fewer, so long sequences of SWA models fit somewhat more.
-    per_token_all_ranks = max(1, kv_cache_bytes(spec, d.kv_dtype, 1, 1, n_kv_heads=heads) * ranks_factor)
+    per_gpu = (weights + kv_bytes) // d.num_gpus + per_gpu_over
     context_fits = eng.runtime_context_bytes(d.hardware, d.engine) <= d.hardware.memory_bytes - \
         usable_device_bytes(d.hardware, d.engine)
-    return _result(d, device_w=weights, host_w=0, kv=kv, host_kv=0, overhead=overhead, per_gpu=per_gpu,
-                   kv_tokens=max(0, pool // per_token_all_ranks), extra_ok=context_fits)
+    return MemoryParts(weights + 0 * kv_bytes, 0 * kv_bytes, kv_bytes, 0 * kv_bytes, overhead, per_gpu, context_fits)
 
 
-def _torch(d: Deployment) -> MemoryBreakdown:
+def _vllm(d: Deployment) -> MemoryBreakdown:
+    if d.host_layers:
+        raise InputError("vLLM does not offload layers to host memory here; use --engine llama.cpp")
+    parts = vllm_parts(d, d.kv_dtype, d.workload.ctx, d.workload.batch)
+    budget = usable_device_bytes(d.hardware, d.engine) * d.num_gpus
+    pool = budget - parts.device_weights - parts.overhead_total
+    # Pool capacity in tokens as vLLM logs it ("GPU KV cache size: N tokens"): bytes of one token in every
+    # layer; sliding-window layers need fewer, so long sequences of SWA models fit somewhat more.
+    ranks_factor, heads = _vllm_kv_layout(d)
+    per_token_all_ranks = max(1, kv_cache_bytes(d.model, d.kv_dtype, 1, 1, n_kv_heads=heads) * ranks_factor)
+    return _result(d, parts, kv_tokens=max(0, pool // per_token_all_ranks))
+
+
+def torch_parts(d: Deployment, kv: KVDType, ctx, batch) -> MemoryParts:
     """Plain PyTorch / transformers: weights in device memory (device_map splits layers over GPUs),
     an unpadded KV cache of batch × ctx tokens (sliding layers keep their window), the prefill
     activation peak and last-token logits, and the CUDA context per GPU."""
-    if d.host_layers:
-        raise InputError("offload with --engine torch is not modelled; use --engine llama.cpp")
-    spec, w = d.model, d.workload
+    spec = d.model
     window = spec.architecture.sliding_window
-    swa = min(w.ctx, window) if window else w.ctx
-    kv = kv_cache_bytes(spec, d.kv_dtype, w.ctx, swa) * w.batch
-    act_tokens = w.batch * max(1, min(w.prompt_tokens, w.ctx))
+    swa = minimum(ctx, window) if window else ctx
+    kv_bytes = kv_cache_bytes_span(spec, kv, ctx, swa) * batch
+    act_tokens = batch * maximum(1, minimum(d.workload.prompt_tokens, ctx))
     elem = 4 if d.quant.id == "f32" else 2
-    overhead = {
-        "activation_peak": eng.activation_peak_bytes(spec, act_tokens, w.batch, elem),
-        "runtime": eng.runtime_context_bytes(d.hardware, d.engine) * d.num_gpus,
-    }
+    overhead = {"activation_peak": eng.activation_peak_bytes(spec, act_tokens, batch, elem)}
+    if d.hardware.kind is not DeviceKind.cpu:
+        overhead["runtime"] = eng.runtime_context_bytes(d.hardware, d.engine) * d.num_gpus
     weights = d.layout.file_bytes
-    if d.hardware.kind is DeviceKind.cpu:
-        overhead.pop("runtime")
-    per_gpu = (weights + kv) // d.num_gpus + sum(overhead.values()) // d.num_gpus
-    return _result(d, device_w=weights, host_w=0, kv=kv, host_kv=0, overhead=overhead, per_gpu=per_gpu)
+    per_gpu = per_gpu_bytes(weights + kv_bytes, sum(overhead.values()), d.num_gpus)
+    return MemoryParts(weights + 0 * kv_bytes, 0 * kv_bytes, kv_bytes, 0 * kv_bytes, overhead, per_gpu)
+
+
+def memory_parts(d: Deployment, kv: KVDType, h, ctx, batch) -> MemoryParts:
+    """The engine's memory rule for any (host layers, context, concurrency), scalars or arrays."""
+    if d.engine.reads_gguf:
+        return llama_cpp_parts(d, kv, h, ctx, batch)
+    if d.engine is Engine.vllm:
+        return vllm_parts(d, kv, ctx, batch)
+    return torch_parts(d, kv, ctx, batch)
 
 
 def memory_breakdown(d: Deployment) -> MemoryBreakdown:
-    if d.engine.reads_gguf:
-        return _llama_cpp(d)
     if d.engine is Engine.vllm:
         return _vllm(d)
-    return _torch(d)
+    if d.host_layers and not d.engine.reads_gguf:
+        raise InputError("offload with --engine torch is not modelled; use --engine llama.cpp")
+    w = d.workload
+    return _result(d, memory_parts(d, d.kv_dtype, d.host_layers, w.ctx, w.batch))

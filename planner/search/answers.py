@@ -64,8 +64,7 @@ def max_gen_tokens(s: Search, rec: Recommendation) -> tuple[int | None, str | No
     eff = s.efficiency or default_efficiency(d.engine, d.hardware)
     k = latency.decode_coefficients(d, eff, host_efficiency(d), communication())
     contexts = np.arange(s.prompt + 1, e.ctx, dtype=np.float64)
-    capped = np.minimum(contexts, k.window) if k.window else contexts
-    steps = k.fixed_s + k.batch * (k.global_s_per_token * contexts + k.window_s_per_token * capped)
+    steps = k.step_seconds(contexts)
     e2e = e.performance.ttft_s + np.concatenate([[0.0], np.cumsum(steps)])  # e2e[N − 1] for N = 1 …
     n = int(np.searchsorted(e2e, budget, side="right"))
     note = "capped by the context" if n >= room else None

@@ -55,8 +55,7 @@ def plan_chart(model: str, e, path: str, nodes: int = 1, parallel=None, host: st
     parts = [np.asarray(p).reshape(-1) / GIB for p in parts]
     eff = efficiency or default_efficiency(d.engine, d.hardware)
     k = latency.decode_coefficients(d, eff, host_efficiency(d), communication())
-    capped = np.minimum(ctxs, k.window) if k.window else ctxs
-    tok_s = 1.0 / (k.fixed_s + k.batch * (k.global_s_per_token * ctxs + k.window_s_per_token * capped))
+    tok_s = 1.0 / k.step_seconds(ctxs)
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     ax1.stackplot(ctxs / 1024, *parts, labels=["weights", "KV cache", "overhead"],
