@@ -2,6 +2,7 @@
 
 PlannerError
 └── InputError            bad input: exit code 2, one line on stderr
+    ├── FieldError        a bad value of named input fields; the CLI words them as flags, `check` as keys
     ├── UnknownNameError  an id that is not in a catalog, with the nearest names
     └── SpecFileError     a file that cannot be read or validated, with file and line
 
@@ -20,6 +21,20 @@ class PlannerError(Exception):
 
 class InputError(PlannerError):
     """The user's input is wrong; the message is one line that says how to fix it."""
+
+
+class FieldError(InputError):
+    """A bad value of one or more named input fields. ``template`` names each field as ``{field}``; the
+    message reads with plain field names until a caller words them its own way (``worded``)."""
+
+    def __init__(self, template: str, *fields: str):
+        self.template = template
+        self.fields = fields
+        super().__init__(self.worded(lambda f: f))
+
+    def worded(self, name_of) -> str:
+        """The message with each field named by ``name_of(field)``: a flag, a file key, ..."""
+        return self.template.format(**{f: name_of(f) for f in self.fields})
 
 
 class UnknownNameError(InputError):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from planner.spec import catalog
 from planner.physics.efficiency import Efficiency
 from planner.physics.engines import ENGINE_KV_DTYPES, get_engine
-from planner.errors import InputError, UnknownNameError
+from planner.errors import FieldError, InputError, UnknownNameError
 from planner.physics.kvcache import get_kv_dtype
 from planner.spec.layout import WeightLayout
 from planner.physics.memory import MemoryBreakdown, memory_breakdown
@@ -74,14 +74,14 @@ def resolve_host(host: str | None) -> HardwareProfile:
     except UnknownNameError:
         raise UnknownNameError("host", host, cpus) from None
     if hw.kind is not DeviceKind.cpu:
-        raise InputError(f"--host takes a host memory profile ({', '.join(cpus)}); '{hw.id}' is a {hw.kind.value}")
+        raise FieldError(f"{{host}} takes a host memory profile ({', '.join(cpus)}); '{hw.id}' is a {hw.kind.value}", "host")
     return hw
 
 
 def resolve_quant(model: ResolvedModel, quant: str | None) -> str | None:
     """A file fixes its format; a different ``--quant`` for it is a contradiction."""
     if model.layout is not None and quant is not None and model.quant and quant.lower() != model.quant:
-        raise InputError(f"the model file is {model.quant}; --quant {quant} contradicts it (leave --quant out)")
+        raise FieldError(f"the model file is {model.quant}; {{quant}} {quant} contradicts it (leave {{quant}} out)", "quant")
     return model.quant if model.layout is not None and model.quant else quant
 
 
@@ -109,7 +109,7 @@ def deployment(
     if parallel is None:
         parallel = "tp" if engine is Engine.vllm else "layer"
     if parallel == "tp" and engine.reads_gguf:
-        raise InputError("llama.cpp splits layers across GPUs (--parallel layer); tensor parallel needs vllm")
+        raise FieldError("llama.cpp splits layers across GPUs ({parallel} layer); tensor parallel needs vllm", "parallel")
     return Deployment(
         model=model.spec, hardware=hardware, engine=engine, quant=quant, kv_dtype=get_kv_dtype(kv_dtype),
         layout=layout, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes, parallel=parallel,
@@ -230,7 +230,7 @@ def parse_offload(value: str | int | None) -> str | int:
         return v
     if v.isdigit():
         return int(v)
-    raise InputError(f"--offload takes auto, none or a number of layers, not '{value}'")
+    raise FieldError(f"{{offload}} takes auto, none or a number of layers, not '{value}'", "offload")
 
 
 def plan(
@@ -259,7 +259,7 @@ def plan(
     host_hw = resolve_host(host)
     mode = parse_offload(offload)
     if mode != "none" and not eng.reads_gguf:
-        raise InputError(f"--offload needs --engine llama.cpp or ollama, not {eng.value}")
+        raise FieldError(f"{{offload}} needs {{engine}} llama.cpp or ollama, not {eng.value}", "offload", "engine")
     q = resolve_quant(resolved, quant)
     formats = [get_quant(q)] if q else quants_for(eng, resolved.spec)
     out = []

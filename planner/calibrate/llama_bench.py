@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.spec import catalog
-from planner.errors import InputError, SpecFileError
+from planner.errors import FieldError, InputError, SpecFileError
 from planner.calibrate.fit import Observation
 from planner.spec.safeio import check_nesting, read_text
 
@@ -108,7 +108,7 @@ def gpu_of(result: BenchResult) -> str:
     first = result.gpu_info.split(",")[0].strip()
     matched = match_profile(first, known) if first else None
     if matched is None:
-        raise InputError(f"llama-bench gpu_info '{result.gpu_info}' matches no hardware profile; name it with --gpu")
+        raise FieldError(f"llama-bench gpu_info '{result.gpu_info}' matches no hardware profile; name it with {{gpu}}", "gpu")
     return matched
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.physics.efficiency import Efficiency
-from planner.errors import InputError, SpecFileError
+from planner.errors import FieldError, InputError, SpecFileError
 from planner.spec.safeio import check_nesting, read_text
 from planner.spec.schema import HardwareProfile
 
@@ -125,7 +125,7 @@ def local_hardware() -> HardwareProfile:
         cal = load(path)
         if cal.hardware is not None:
             return cal.hardware
-    raise InputError("no local calibration found; run `planner calibrate` first (or name a --gpu)")
+    raise FieldError("no local calibration found; run `planner calibrate` first (or name a {gpu})", "gpu")
 
 
 def local_device(calibration: str | None = None) -> HardwareProfile:

@@ -9,7 +9,7 @@ from functools import wraps
 import typer
 from pydantic import ValidationError
 
-from planner.errors import PlannerError
+from planner.errors import FieldError, PlannerError
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT; never mistaken for "does not fit"
@@ -20,6 +20,11 @@ def fail_input(message: str) -> typer.Exit:
     return typer.Exit(EXIT_INPUT)
 
 
+def flag(field: str) -> str:
+    """The command-line option of a library input field: ``num_gpus`` is ``--num-gpus``."""
+    return "--" + field.replace("_", "-")
+
+
 def guarded(fn: Callable) -> Callable:
     """Map the library's input errors to one stderr line and exit code 2."""
 
@@ -27,6 +32,8 @@ def guarded(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except FieldError as exc:
+            raise fail_input(exc.worded(flag)) from None
         except PlannerError as exc:
             raise fail_input(str(exc)) from None
         except ValidationError as exc:  # a workload built from flags out of range

@@ -12,7 +12,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.physics import engines as eng
-from planner.errors import InputError
+from planner.errors import FieldError, InputError
 from planner.physics.arith import maximum, minimum, prefix_sums, span_sum, where
 from planner.physics.kvcache import KVDType, kv_cache_bytes, kv_cache_bytes_span
 from planner.physics.quant import Engine
@@ -175,7 +175,7 @@ def vllm_parts(d: Deployment, kv: KVDType, ctx, batch) -> MemoryParts:
 
 def _vllm(d: Deployment) -> MemoryBreakdown:
     if d.host_layers:
-        raise InputError("vLLM does not offload layers to host memory here; use --engine llama.cpp")
+        raise FieldError("vLLM does not offload layers to host memory here; use {engine} llama.cpp", "engine")
     parts = vllm_parts(d, d.kv_dtype, d.workload.ctx, d.workload.batch)
     budget = usable_device_bytes(d.hardware, d.engine) * d.num_gpus
     pool = budget - parts.device_weights - parts.overhead_total
@@ -217,6 +217,6 @@ def memory_breakdown(d: Deployment) -> MemoryBreakdown:
     if d.engine is Engine.vllm:
         return _vllm(d)
     if d.host_layers and not d.engine.reads_gguf:
-        raise InputError("offload with --engine torch is not modelled; use --engine llama.cpp")
+        raise FieldError("offload with {engine} torch is not modelled; use {engine} llama.cpp", "engine")
     w = d.workload
     return _result(d, memory_parts(d, d.kv_dtype, d.host_layers, w.ctx, w.batch))

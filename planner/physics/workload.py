@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from planner.errors import InputError
+from planner.errors import FieldError, InputError
 from planner.physics.kvcache import KVDType
 from planner.spec.layout import WeightLayout
 from planner.physics.quant import Engine, QuantFormat
@@ -52,9 +52,9 @@ class Deployment(BaseModel):
         if self.host_layers > n_layers:
             raise InputError(f"cannot keep {self.host_layers} layers on the host: the model has {n_layers}")
         if self.num_gpus % self.nodes:
-            raise InputError(f"--num-gpus {self.num_gpus} is not divisible by --nodes {self.nodes}")
+            raise FieldError(f"{{num_gpus}} {self.num_gpus} is not divisible by {{nodes}} {self.nodes}", "num_gpus", "nodes")
         if self.hardware.kind is DeviceKind.cpu and self.num_gpus > 1:
-            raise InputError(f"'{self.hardware.id}' is a CPU host profile; --num-gpus must be 1")
+            raise FieldError(f"'{self.hardware.id}' is a CPU host profile; {{num_gpus}} must be 1", "num_gpus")
         return self
 
     @property

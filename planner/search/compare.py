@@ -8,6 +8,8 @@ offload) with the headroom and meets the targets at ``ctx``; the best quant at t
 
 from __future__ import annotations
 
+from planner.errors import FieldError, InputError
+
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -41,14 +43,13 @@ class CompareRow(BaseModel):
 def device_ids(gpus: str | None, all_devices: bool) -> list[str]:
     """The names to compare, each once, in the order given."""
     from planner.spec import catalog
-    from planner.errors import InputError
     from planner.spec.schema import DeviceKind
 
     if all_devices:
         return [h for h in catalog.hardware().ids() if catalog.hardware().items[h].kind is not DeviceKind.cpu]
     names = list(dict.fromkeys(g.strip() for g in (gpus or "").split(",") if g.strip()))
     if not names:
-        raise InputError("give --gpus a,b,c or --all")
+        raise FieldError("give {gpus} a,b,c or {all}", "gpus", "all")
     return names
 
 
@@ -71,7 +72,7 @@ def compare_one(model: str, hw, engine: str, ctx: int, quant: str | None, kv_dty
 
     t = targets.model_copy(update={"min_ctx": ctx})
     s = prepare(model, hw.id, engine, prompt=prompt, gen=gen, concurrency=concurrency, targets=t,
-                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw, ctx_option="--ctx")
+                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw, ctx_field="ctx")
     s.cache = cache
     last = None
     for g in gpu_counts(s):
@@ -108,10 +109,9 @@ def _why(results, s) -> tuple[str | None, str | None]:
 def compare(model: str, gpus: list[str], engine: str = "llama.cpp", ctx: int = 4096, quant: str | None = None,
             kv_dtype: str | None = None, prompt: int = 512, gen: int = 256, concurrency: int = 1,
             targets: Targets | None = None, prefer: str = "quality", sort: Sort = "tok_s") -> list[CompareRow]:
-    from planner.errors import InputError
 
     if sort not in ("tok_s", "price", "memory"):
-        raise InputError(f"--sort takes tok_s, price or memory, not '{sort}'")
+        raise FieldError(f"{{sort}} takes tok_s, price or memory, not '{sort}'", "sort")
     cache: dict = {}
     rows = [compare_one(model, hw, engine, ctx, quant, kv_dtype, prompt, gen, concurrency, targets or Targets(),
                         prefer, cache) for hw in _devices(gpus)]

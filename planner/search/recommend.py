@@ -27,6 +27,8 @@ launch commands, direct answers).
 
 from __future__ import annotations
 
+from planner.errors import FieldError, InputError
+
 from planner.search.answers import answers, recommendation
 from planner.search.rank import binding, closest_misses, picks, rejections
 from planner.search.candidates import search_all
@@ -46,26 +48,25 @@ __all__ = ["CONSTRAINTS", "Answers", "Config", "Prefer", "RecommendResult", "Rec
            "Targets", "prepare", "recommend"]
 
 
-def _check_context(spec, targets: Targets, prompt: int, gen: int, ctx_option: str) -> None:
+def _check_context(spec, targets: Targets, prompt: int, gen: int, ctx_field: str) -> None:
     """A needed context above the trained one is a mistake in the input, not a search to run."""
-    from planner.errors import InputError
 
     top = spec.architecture.max_context
     if targets.min_ctx is not None and targets.min_ctx > top:
-        raise InputError(f"{ctx_option} {targets.min_ctx:,} is above {spec.id}'s trained context of {top:,} tokens")
+        raise FieldError(f"{{{ctx_field}}} {targets.min_ctx:,} is above {spec.id}'s trained context of {top:,} tokens",
+                         ctx_field)
     if prompt + gen > top:
-        raise InputError(f"--prompt + --gen = {prompt + gen:,} tokens is above {spec.id}'s trained context of "
-                         f"{top:,} tokens")
+        raise FieldError(f"{{prompt}} + {{gen}} = {prompt + gen:,} tokens is above {spec.id}'s trained context of "
+                         f"{top:,} tokens", "prompt", "gen")
 
 
 def prepare(model: str, gpu: str, engine: str = "llama.cpp", *, prompt: int = 512, gen: int = 256,
             concurrency: int = 1, targets: Targets | None = None, max_gpus: int = 1, quant: str | None = None,
             kv_dtype: str | None = None, offload: bool = True, host: str | None = None,
-            efficiency=None, hardware=None, ctx_option: str = "--min-ctx") -> Search:
+            efficiency=None, hardware=None, ctx_field: str = "min_ctx") -> Search:
     """Resolve names to library objects and refuse bad input (InputError): a quant or KV dtype the engine
     cannot run, a headroom outside [0, 1), a needed context above the model's trained context."""
     from planner.spec import catalog
-    from planner.errors import InputError
     from planner.estimate import DEFAULT_HOST, ENGINE_KV_DTYPES, get_engine, resolve_model, resolve_quant
     from planner.physics.quant import check_supported, get_quant, quants_for
 
@@ -81,8 +82,8 @@ def prepare(model: str, gpu: str, engine: str = "llama.cpp", *, prompt: int = 51
                          f"{', '.join(ENGINE_KV_DTYPES[eng])}")
     t = targets or Targets()
     if not 0 <= t.headroom_fraction < 1:
-        raise InputError(f"--headroom is a fraction of device memory in [0, 1), not {t.headroom_fraction}")
-    _check_context(resolved.spec, t, prompt, gen, ctx_option)
+        raise FieldError(f"{{headroom}} is a fraction of device memory in [0, 1), not {t.headroom_fraction}", "headroom")
+    _check_context(resolved.spec, t, prompt, gen, ctx_field)
     return Search(model=model, gpu=hw.id, resolved=resolved, hw=hw,
                   host=catalog.load_hardware(host or DEFAULT_HOST), host_name=host, engine=eng, prompt=prompt,
                   gen=gen, concurrency=concurrency, targets=t, max_gpus=max_gpus, quants=quants,
