@@ -233,7 +233,7 @@ def test_gemma2_sliding_and_unsupported_arch(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------
-# crafted files (shared/reference/security.md): each must fail with InputError, fast
+# crafted files (docs/security.md): each must fail with InputError, fast
 # ------------------------------------------------------------------------------------------
 
 

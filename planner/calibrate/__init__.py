@@ -1,2 +1,2 @@
-"""Stage 4, meeting reality: the local decode benchmark, llama-bench ingestion, efficiency fits,
+"""Meeting reality: the local decode benchmark, llama-bench ingestion, efficiency fits,
 the calibration store, validation against published measurements and local device detection."""

@@ -1,4 +1,4 @@
-"""Stage 7, the command line: one module per command; parse, call the library, render, exit code.
+"""The command line: one module per command; parse, call the library, render, exit code.
 
 Exit codes (a public contract, see README): 0 fine, 1 evaluated and does not fit / misses a target,
 2 bad input (one line on stderr, never a traceback).

@@ -1,2 +1,2 @@
-"""Stage 2, the analytic models: engine facts, quantization formats, weight, KV-cache and overhead memory,
+"""The analytic models: engine facts, quantization formats, weight, KV-cache and overhead memory,
 and decode/prefill step times. Every formula is written once here and cited to docs/physics.md."""

@@ -1,2 +1,2 @@
-"""Stage 3, searching configurations: the vectorised grid over the physics, candidate ranking,
+"""Searching configurations: the vectorised grid over the physics, candidate ranking,
 recommend, compare and the engine launch commands for a chosen configuration."""

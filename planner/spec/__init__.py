@@ -1,2 +1,2 @@
-"""Stage 1, what is being planned: the spec schema, the catalog of models and devices, tensor inventories,
+"""What is being planned: the spec schema, the catalog of models and devices, tensor inventories,
 and the bounded readers for model files (GGUF, safetensors, Hugging Face configs)."""

@@ -1,1 +1,1 @@
-"""Stage 6, what people read: text tables, markdown and plots of results."""
+"""What people read: text tables, markdown and plots of results."""
