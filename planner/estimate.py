@@ -1,5 +1,6 @@
-"""One scenario in, one ``Estimate`` out: resolve names, lay out weights, add up memory (and, with the
-latency model, time). Pure apart from reading spec files through ``catalog``/``readers``."""
+"""One scenario in, estimates out: ``resolve`` turns names into a validated ``Scenario``; ``plan`` lays
+out weights and adds up memory and time for it. Pure apart from reading spec files through
+``catalog``/``readers`` in ``resolve``."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ class Estimate(BaseModel):
     parallelism: Parallelism | None = None
     offload: Offload | None = None
     warnings: list[str] = Field(default_factory=list)
+    # What was planned, kept for views, launch commands and recommend (not part of the JSON).
+    deployment: Deployment | None = Field(default=None, exclude=True, repr=False)
+    scenario: Scenario | None = Field(default=None, exclude=True, repr=False)
 
 
 def resolve_model(name: str) -> ResolvedModel:
@@ -197,7 +201,7 @@ def estimate(d: Deployment, efficiency: Efficiency | None = None) -> Estimate:
         ctx=d.workload.ctx, batch=d.workload.batch, prompt_tokens=d.workload.prompt_tokens,
         gen_tokens=d.workload.gen_tokens, num_gpus=d.num_gpus, memory=mem, performance=perf, offload=offload,
         parallelism=parallelism(d) if d.num_gpus > 1 else None,
-        warnings=_warnings(d, mem),
+        warnings=_warnings(d, mem), deployment=d,
     )
 
 
@@ -233,8 +237,38 @@ def parse_offload(value: str | int | None) -> str | int:
     raise FieldError(f"{{offload}} takes auto, none or a number of layers, not '{value}'", "offload")
 
 
-def plan(
-    model: str,
+class Scenario(BaseModel):
+    """Everything one plan needs, resolved and validated: the model (from the catalog or a file), the
+    device, the engine, the format (None: every format the engine runs), the KV dtype, the workload, the
+    parallel layout, the offload mode, the host for offloaded layers and the efficiencies."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: ResolvedModel
+    hardware: HardwareProfile
+    engine: Engine
+    quant: str | None = None
+    kv_dtype: str = "f16"
+    workload: Workload = Field(default_factory=Workload)
+    num_gpus: int = Field(default=1, ge=1)
+    nodes: int = Field(default=1, ge=1)
+    parallel: Parallel | None = None
+    offload: str | int = "none"
+    host: HardwareProfile
+    efficiency: Efficiency | None = None
+
+    def formats(self) -> list[QuantFormat]:
+        from planner.physics.quant import quants_for
+
+        return [get_quant(self.quant)] if self.quant else quants_for(self.engine, self.model.spec)
+
+    def deployment(self, quant: QuantFormat, host_layers: int = 0) -> Deployment:
+        return deployment(self.model, self.hardware, self.engine, quant, self.kv_dtype, self.workload,
+                          self.num_gpus, self.nodes, self.parallel, self.host, host_layers)
+
+
+def resolve(
+    model: str | ResolvedModel,
     gpu: str | HardwareProfile,
     quant: str | None = None,
     engine: str = "llama.cpp",
@@ -246,36 +280,35 @@ def plan(
     offload: str | int | None = "none",
     host: str | None = None,
     efficiency: Efficiency | None = None,
-) -> list[Estimate]:
-    """Estimates for one quant, or for every quant the engine runs when ``quant`` is None.
-
-    ``offload``: "none" (everything in device memory), "auto" (the fewest host layers that fit) or
-    a number of layers kept in host memory (llama.cpp only)."""
-    from planner.physics.quant import quants_for
-
+) -> Scenario:
+    """Names to a validated ``Scenario``: catalog ids, aliases or files for the model, the device and
+    the host; ``offload`` is "none" (everything in device memory), "auto" (the fewest host layers that
+    fit) or a number of layers kept in host memory (llama.cpp only)."""
     eng = get_engine(engine)
-    resolved = resolve_model(model)
-    hw = resolve_hardware(gpu)
-    host_hw = resolve_host(host)
+    resolved = model if isinstance(model, ResolvedModel) else resolve_model(model)
     mode = parse_offload(offload)
     if mode != "none" and not eng.reads_gguf:
         raise FieldError(f"{{offload}} needs {{engine}} llama.cpp or ollama, not {eng.value}", "offload", "engine")
-    q = resolve_quant(resolved, quant)
-    formats = [get_quant(q)] if q else quants_for(eng, resolved.spec)
-    out = []
-    for f in formats:
-        def make(h: int, f=f) -> Deployment:
-            return deployment(resolved, hw, eng, f, kv_dtype, workload, num_gpus, nodes, parallel, host_hw, h)
+    return Scenario(model=resolved, hardware=resolve_hardware(gpu), engine=eng, quant=resolve_quant(resolved, quant),
+                    kv_dtype=kv_dtype, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes,
+                    parallel=parallel, offload=mode, host=resolve_host(host), efficiency=efficiency)
 
-        if mode == "auto":
+
+def plan(s: Scenario) -> list[Estimate]:
+    """Estimates for the scenario's format, or for every format the engine runs when it names none."""
+    out = []
+    for f in s.formats():
+        def make(h: int, f=f) -> Deployment:
+            return s.deployment(f, h)
+
+        if s.offload == "auto":
             h = fewest_host_layers(make)
-            h = resolved.spec.architecture.n_layers if h is None else h
+            h = s.model.spec.architecture.n_layers if h is None else h
         else:
-            h = 0 if mode == "none" else mode
-        d = make(h)
-        e = estimate(d, efficiency)
-        if mode == "none" and not e.memory.fits and eng.reads_gguf and hw.kind is not DeviceKind.cpu:
-            e = _with_offload_hint(e, make, efficiency)
+            h = 0 if s.offload == "none" else s.offload
+        e = estimate(make(h), s.efficiency).model_copy(update={"scenario": s})
+        if s.offload == "none" and not e.memory.fits and s.engine.reads_gguf and s.hardware.kind is not DeviceKind.cpu:
+            e = _with_offload_hint(e, make, s.efficiency)
         out.append(e)
     return out
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from planner.estimate import plan
+from planner.estimate import plan, resolve
 from planner.physics.workload import Workload
 
 ROW_KEYS = {"gpu", "fits", "best_quant", "decode_tok_s", "ttft_s", "max_ctx", "max_concurrency",
@@ -29,8 +29,8 @@ def test_json_rows_and_keys(cli):
 def test_row_matches_plan(cli):
     rows = json.loads(cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--ctx", "8192", "--json").out)
     r = rows["rows"][0]
-    e = plan("llama3.1-8b", "rtx4090", quant=r["best_quant"], kv_dtype=r["kv_dtype"],
-             workload=Workload(ctx=r["max_ctx"]))[0]
+    e = plan(resolve("llama3.1-8b", "rtx4090", quant=r["best_quant"], kv_dtype=r["kv_dtype"],
+             workload=Workload(ctx=r["max_ctx"])))[0]
     assert e.memory.fits
     assert r["decode_tok_s"] == pytest.approx(e.performance.decode_tok_s, rel=1e-6)
     assert r["ttft_s"] == pytest.approx(e.performance.ttft_s, rel=1e-6)
@@ -41,7 +41,7 @@ def test_gpus_needed_for_a_big_model(cli):
                           "--ctx", "8192", "--json").out)
     r = data["rows"][0]
     assert r["fits"] and r["num_gpus_needed"] == 4
-    e = plan("llama3.1-70b", "rtx4090", quant="q8_0", num_gpus=3, workload=Workload(ctx=8192))[0]
+    e = plan(resolve("llama3.1-70b", "rtx4090", quant="q8_0", num_gpus=3, workload=Workload(ctx=8192)))[0]
     assert not (e.memory.fits and e.memory.headroom_bytes >= 0.1 * e.memory.device_bytes)
 
 

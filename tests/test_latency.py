@@ -19,7 +19,7 @@ from planner.spec import catalog
 
 from planner.physics import latency
 from planner.physics.efficiency import communication, default_efficiency
-from planner.estimate import DEFAULT_HOST, ResolvedModel, deployment, fewest_host_layers, get_engine, plan
+from planner.estimate import DEFAULT_HOST, ResolvedModel, deployment, fewest_host_layers, get_engine, plan, resolve
 from planner.physics.memory import memory_breakdown
 from planner.physics.performance import host_efficiency
 from planner.physics.quant import get_quant
@@ -41,7 +41,7 @@ def coefficients(d):
 
 
 def one(model: str, gpu: str, quant: str, engine: str = "llama.cpp", workload: Workload | None = None, **kw):
-    return plan(model, gpu, quant=quant, engine=engine, workload=workload, **kw)[0]
+    return plan(resolve(model, gpu, quant=quant, engine=engine, workload=workload, **kw))[0]
 
 
 # Closed-form sums ---------------------------------------------------------------------------------
@@ -355,10 +355,10 @@ def test_aggregate_speed_never_decreases_with_batch_while_memory_bound(setup, ba
 
 
 def test_without_a_kv_cache_an_empty_prompt_generation_is_never_faster_than_with_one():
-    from planner.estimate import plan as plan_
+    from planner.estimate import plan as plan_, resolve
 
     for gen in (1, 2, 16):
-        p = plan_("llama3-8b", "rtx4090", quant="q4_k_m",
-                  workload=Workload(ctx=64, prompt_tokens=0, gen_tokens=gen))[0].performance
+        p = plan_(resolve("llama3-8b", "rtx4090", quant="q4_k_m",
+                          workload=Workload(ctx=64, prompt_tokens=0, gen_tokens=gen)))[0].performance
         assert p.no_kv_cache_e2e_s >= p.e2e_s * 0.999
         assert p.kv_cache_speedup >= 0.999

@@ -12,7 +12,7 @@ from gguf import GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 from planner.spec import catalog
-from planner.estimate import plan
+from planner.estimate import plan, resolve
 from planner.physics.quant import QUANTS, Engine, gguf_tensor_type
 from planner.spec.tensors import Role, tensor_inventory
 from planner.physics.workload import Workload
@@ -68,8 +68,8 @@ def test_plan_from_a_gguf_file_equals_the_plan_from_its_spec(tmp_path):
     write_gguf_like_llama_cpp(spec, "q4_k_m", gguf_path)
     workload = Workload(ctx=2048, prompt_tokens=256, gen_tokens=64)
 
-    from_spec = plan(str(spec_path), "rtx4090", quant="q4_k_m", workload=workload)[0]
-    from_file = plan(str(gguf_path), "rtx4090", workload=workload)[0]
+    from_spec = plan(resolve(str(spec_path), "rtx4090", quant="q4_k_m", workload=workload))[0]
+    from_file = plan(resolve(str(gguf_path), "rtx4090", workload=workload))[0]
 
     assert from_file.quant == "q4_k_m"  # the file fixes the format
     assert memory(from_file) == memory(from_spec)
@@ -101,8 +101,8 @@ def test_plan_from_a_hugging_face_config_equals_the_catalog_plan(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     for engine, quant in (("llama.cpp", "q4_k_m"), ("vllm", "bf16"), ("torch", "bf16")):
         workload = Workload(ctx=8192, batch=2)
-        from_catalog = plan("llama3.1-8b", "rtx4090", quant=quant, engine=engine, workload=workload)[0]
-        from_config = plan(str(folder / "config.json"), "rtx4090", quant=quant, engine=engine, workload=workload)[0]
+        from_catalog = plan(resolve("llama3.1-8b", "rtx4090", quant=quant, engine=engine, workload=workload))[0]
+        from_config = plan(resolve(str(folder / "config.json"), "rtx4090", quant=quant, engine=engine, workload=workload))[0]
         assert memory(from_config) == memory(from_catalog), engine
 
 

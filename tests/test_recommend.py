@@ -11,7 +11,7 @@ import pytest
 
 from planner.spec import catalog
 from planner.errors import InputError
-from planner.estimate import DEFAULT_HOST, ENGINE_KV_DTYPES, deployment, plan, resolve_model
+from planner.estimate import DEFAULT_HOST, ENGINE_KV_DTYPES, deployment, plan, resolve, resolve_model
 from planner.physics.kvcache import get_kv_dtype, kv_bytes_per_token_layer
 from planner.physics.quant import Engine, quants_for
 from planner.search.recommend import Targets, prepare, recommend
@@ -50,8 +50,8 @@ def test_vectorised_equals_scalar_plan(model, gpu, engine):
         h = rng.choice([0, 1, n // 2, n]) if e.reads_gguf and hw.kind.value != "cpu" else 0
         d = deployment(r, hw, e, q, "f16", Workload(batch=B, prompt_tokens=P, gen_tokens=N), G, host=host)
         grid = Group(d).evaluate([get_kv_dtype(kv)], [h], [ctx], [B])
-        est = plan(model, gpu, quant=q.id, engine=engine, kv_dtype=kv, num_gpus=G, offload=h or "none",
-                   workload=Workload(ctx=ctx, batch=B, prompt_tokens=P, gen_tokens=N))[0]
+        est = plan(resolve(model, gpu, quant=q.id, engine=engine, kv_dtype=kv, num_gpus=G, offload=h or "none",
+                   workload=Workload(ctx=ctx, batch=B, prompt_tokens=P, gen_tokens=N)))[0]
         m, p = est.memory, est.performance
         assert bool(grid.fits.ravel()[0]) == m.fits
         assert int(grid.total_bytes.ravel()[0]) == m.total_bytes
@@ -100,9 +100,9 @@ def test_every_recommendation_replanned_fits_and_meets_targets(model, gpu, engin
     r = recommend(s)
     assert r.recommendations
     for rec in r.recommendations:
-        e = plan(model, gpu, quant=rec.quant, engine=engine, kv_dtype=rec.kv_dtype, num_gpus=rec.num_gpus,
+        e = plan(resolve(model, gpu, quant=rec.quant, engine=engine, kv_dtype=rec.kv_dtype, num_gpus=rec.num_gpus,
                  offload=rec.offload_layers or "none",
-                 workload=Workload(ctx=rec.ctx, batch=rec.concurrency, prompt_tokens=512, gen_tokens=256))[0]
+                 workload=Workload(ctx=rec.ctx, batch=rec.concurrency, prompt_tokens=512, gen_tokens=256)))[0]
         assert _fits_with(targets, e), rec
         assert rec.ctx >= (targets.min_ctx or 0)
         assert e.model_dump() == rec.plan.model_dump()
@@ -115,7 +115,7 @@ def test_largest_context_fits_and_256_more_does_not():
     assert rec.ctx < 131072  # f16 weights leave room for about 57k tokens
 
     def ok(ctx):
-        e = plan("llama3.1-8b", "rtx4090", quant="f16", kv_dtype="f16", workload=Workload(ctx=ctx))[0]
+        e = plan(resolve("llama3.1-8b", "rtx4090", quant="f16", kv_dtype="f16", workload=Workload(ctx=ctx)))[0]
         return _fits_with(t, e)
 
     assert ok(rec.ctx)
@@ -130,7 +130,7 @@ def test_most_concurrent_sequences_is_the_edge():
     assert r.answers.max_concurrency_ctx == 8192
 
     def ok(b):
-        e = plan("llama3.1-8b", "rtx4090", quant="q4_k_m", workload=Workload(ctx=8192, batch=b))[0]
+        e = plan(resolve("llama3.1-8b", "rtx4090", quant="q4_k_m", workload=Workload(ctx=8192, batch=b)))[0]
         return _fits_with(t, e)
 
     assert ok(c.concurrency) and not ok(c.concurrency + 1)
@@ -143,8 +143,8 @@ def test_max_gen_tokens_within_budget():
     assert n and n > 256
 
     def e2e(gen):
-        return plan("llama3.1-8b", "rtx4090", quant="q4_k_m",
-                    workload=Workload(ctx=r.recommendations[0].ctx, gen_tokens=gen))[0].performance.e2e_s
+        return plan(resolve("llama3.1-8b", "rtx4090", quant="q4_k_m",
+                    workload=Workload(ctx=r.recommendations[0].ctx, gen_tokens=gen)))[0].performance.e2e_s
 
     assert e2e(n) <= 5 < e2e(n + 1)
 

@@ -107,7 +107,7 @@ def read_measurements_with_lines(path: Path | str) -> list[tuple[int, Measuremen
 def predict(m: Measurement, efficiency=None) -> ValidationRow:
     from planner.spec import catalog
     from planner.physics.efficiency import device_family
-    from planner.estimate import plan
+    from planner.estimate import plan, resolve
     from planner.physics.workload import Workload
 
     hw = catalog.load_hardware(m.gpu)
@@ -115,8 +115,8 @@ def predict(m: Measurement, efficiency=None) -> ValidationRow:
     workload = Workload(ctx=max(1, m.prompt_tokens + gen), batch=m.batch, prompt_tokens=m.prompt_tokens,
                         gen_tokens=gen)
     parallel = "layer" if m.engine in ("llama.cpp", "ollama") or m.num_gpus == 1 else "tp"
-    est = plan(m.model, m.gpu, quant=m.quant, engine=m.engine, workload=workload, num_gpus=m.num_gpus,
-               parallel=parallel, efficiency=efficiency)[0]
+    est = plan(resolve(m.model, m.gpu, quant=m.quant, engine=m.engine, workload=workload, num_gpus=m.num_gpus,
+               parallel=parallel, efficiency=efficiency))[0]
     p = est.performance
     pred_dec = p.decode_tok_s if m.decode_tok_s is not None else None
     pred_pre = p.prefill_tok_s if m.prefill_tok_s is not None else None

@@ -31,7 +31,7 @@ def plan_command(
     from planner.views import text as render
     from planner.views import plan as plan_view
     from planner.errors import InputError
-    from planner.estimate import plan
+    from planner.estimate import plan, resolve
     from planner.calibrate.store import efficiency_for, is_local, local_device
     from planner.physics.workload import Workload
 
@@ -42,9 +42,9 @@ def plan_command(
     workload = Workload(ctx=ctx, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
     device = local_device(calibration) if is_local(gpu) else gpu
     efficiency = efficiency_for(gpu if calibration else getattr(device, "id", device), engine, calibration)
-    estimates = plan(model, device, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
+    estimates = plan(resolve(model, device, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
                      num_gpus=num_gpus, nodes=nodes, parallel=parallel, offload=offload, host=host,
-                     efficiency=efficiency)
+                     efficiency=efficiency))
     if plot:
         from planner.views import plot as plotting
 

@@ -13,14 +13,14 @@ from planner.search.types import Answers, Config, Recommendation, Search, min_ct
 
 def plan_for(s: Search, c: Config) -> Estimate:
     """The scalar ``planner.estimate.plan`` estimate of one configuration."""
-    from planner.estimate import plan
+    from planner.estimate import plan, resolve
     from planner.physics.workload import Workload
 
     w = Workload(ctx=c.ctx, batch=c.concurrency, prompt_tokens=s.prompt, gen_tokens=s.gen)
-    return plan(s.model, s.gpu if s.hw.id == s.gpu else s.hw.id, quant=c.quant, engine=s.engine.value,
+    return plan(resolve(s.model, s.gpu if s.hw.id == s.gpu else s.hw.id, quant=c.quant, engine=s.engine.value,
                 kv_dtype=c.kv_dtype, workload=w, num_gpus=c.num_gpus,
                 offload=c.offload_layers if c.offload_layers else "none", host=s.host_name,
-                efficiency=s.efficiency)[0]
+                efficiency=s.efficiency))[0]
 
 
 def recommendation(s: Search, c: Config) -> Recommendation:
