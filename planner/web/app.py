@@ -4,7 +4,7 @@
 * ``GET /api/models``, ``/api/gpus``: the documents of `planner models --json` / `planner gpus --json`;
   ``GET /api/engines``: the engines and the KV dtypes each runs.
 * ``POST /api/<command>`` for each entry of ``planner.web.api.ENDPOINTS``: the command's `--json` document,
-  byte for byte, with its exit code in the ``X-Planner-Exit-Code`` header (0 fine, 1 does not fit /
+  byte for byte as the command prints it, with its exit code in the ``X-Planner-Exit-Code`` header (0 fine, 1 does not fit /
   misses a target). Bad input: 422 ``{"error": "<the command line's one line>"}``.
 
 Limits, because the page may be shared inside a network: a body over ``MAX_BODY_BYTES`` is refused (413);
@@ -73,7 +73,8 @@ def create_app(time_limit_s: float = TIME_LIMIT_S, workers: int = WORKERS) -> St
     catalog.models().items, catalog.hardware().items  # load (and validate) the catalogs once, up front
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="planner-web")
     page = page_html()
-    listings = {"models": to_json(model_rows()), "gpus": to_json(gpu_rows()), "engines": to_json(engines())}
+    listings = {name: to_json(rows) + "\n" for name, rows in
+                (("models", model_rows()), ("gpus", gpu_rows()), ("engines", engines()))}
 
     async def index(request: Request) -> Response:
         return Response(page, media_type="text/html; charset=utf-8",
@@ -105,7 +106,7 @@ def create_app(time_limit_s: float = TIME_LIMIT_S, workers: int = WORKERS) -> St
         except Exception as exc:  # noqa: BLE001 - bad input is 422 with its line, anything else is ours
             text = message(exc)
             return _error(422, text) if text is not None else _error(500, "internal error")
-        return Response(to_json(document), media_type="application/json",
+        return Response(to_json(document) + "\n", media_type="application/json",
                         headers={**SECURITY_HEADERS, "X-Planner-Exit-Code": str(code)})
 
     @contextlib.asynccontextmanager
