@@ -146,10 +146,13 @@ def test_bad_input_is_422_with_the_line_the_command_prints(client, cli, command,
 ])
 def test_names_that_are_not_catalog_ids_are_refused_without_reading_anything(client, body, needle, monkeypatch):
     import builtins
+    import io
+    import os
 
     opened = []
-    real_open = builtins.open
-    monkeypatch.setattr(builtins, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    for module, name in ((builtins, "open"), (io, "open"), (os, "open")):  # the library reads with os.open
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, **k: opened.append(a[0]) or _real(*a, **k))
     r = client.post("/api/plan", json=body)
     assert r.status_code == 422 and needle in r.json()["error"]
     assert opened == []
