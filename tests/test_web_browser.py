@@ -116,6 +116,10 @@ def test_a_picked_quant_shows_what_plan_json_prints_for_it(page, server_url, cli
     command = page.text_content("#cli")
     assert command == ("plan --model llama3.1-8b --gpu rtx4090 --engine llama.cpp --quant q4_k_m --ctx 4096 "
                        "--prompt 512 --gen 256")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server_url)
+    page.click("#copy")
+    page.wait_for_selector("#copy:has-text('Copied')")
+    assert page.evaluate("() => navigator.clipboard.readText()") == command
     printed = cli(*shlex.split(command)[1:], "--json", typer_app=_plan_app())
     e = json.loads(printed.out)
     kpis = page.eval_on_selector_all("#kpis .v", "vs => vs.map(v => [v.textContent, v.dataset.value])")
