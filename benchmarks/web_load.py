@@ -35,7 +35,7 @@ def expected_bodies() -> list[str]:
     for body in BODIES:
         flags = [x for k, v in body.items() for x in (f"--{k.replace('_', '-')}", str(v))]
         proc = subprocess.run([sys.executable, "-m", "planner", "plan", *flags, "--json"], capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, check=True)
         out.append(proc.stdout)
     return out
 

@@ -25,8 +25,8 @@ if CHROMIUM is None:
     pytest.skip("no chromium binary (apt-get install -y chromium); the browser tests need one",
                 allow_module_level=True)
 
-from planner.views.text import gib, num, seconds  # noqa: E402
-from planner.web.server import bind, make_server, url_of  # noqa: E402
+from planner.views.text import gib, num, seconds
+from planner.web.server import bind, make_server, url_of
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,8 @@ def create_app(time_limit_s: float = TIME_LIMIT_S, workers: int = WORKERS) -> St
     from planner.spec import catalog
     from planner.views.documents import gpu_rows, model_rows
 
-    catalog.models().items, catalog.hardware().items  # load (and validate) the catalogs once, up front
+    for entries in (catalog.models(), catalog.hardware()):
+        entries.ids()  # load (and validate) both catalogs once, up front
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="planner-web")
     page = page_html()
     listings = {name: to_json(rows) + "\n" for name, rows in
