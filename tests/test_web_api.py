@@ -177,6 +177,13 @@ def test_flags_may_be_spelled_with_dashes(client):
     assert a.status_code == 200 and a.text == b.text
 
 
+@pytest.mark.parametrize("field", ["ctx", "batch", "num_gpus", "prompt"])
+def test_true_is_not_a_number(client, field):
+    r = client.post("/api/plan", json={"model": "llama3.1-8b", "gpu": "rtx4090", field: True})
+    assert r.status_code == 422
+    assert r.json()["error"] == f"Invalid value for '--{field.replace('_', '-')}': Input should be a number, not true or false"
+
+
 def test_an_oversized_body_is_refused_with_413(client):
     body = json.dumps({"model": "llama3.1-8b", "gpu": "rtx4090", "pad": "x" * MAX_BODY_BYTES})
     r = client.post("/api/plan", content=body, headers={"content-type": "application/json"})

@@ -24,6 +24,15 @@ CLI_ONLY = {
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_truth_values_for_numbers(cls, v, info):
+        # JSON true is not a count: `--ctx true` is refused on the command line, so it is here.
+        numeric = cls.model_fields[info.field_name].annotation in (int, float, int | None, float | None)
+        if isinstance(v, bool) and numeric:
+            raise ValueError("Input should be a number, not true or false")
+        return v
+
 
 class PlanRequest(_Body):
     """`planner plan` (see planner/cli/plan.py for the flags' meaning)."""

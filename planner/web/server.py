@@ -78,5 +78,6 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, open_browser: bool
     if open_browser:
         import webbrowser
 
-        webbrowser.open(url.replace("0.0.0.0", "127.0.0.1"))
+        # a wildcard address listens everywhere but is not one to browse to
+        webbrowser.open(url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:"))
     server.run(sockets=[sock])
