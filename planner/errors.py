@@ -65,3 +65,31 @@ class SpecFileError(InputError):
             if column is not None:
                 where += f":{column}"
         super().__init__(f"{where}: {message}")
+
+
+def flag(field: str) -> str:
+    """The command-line option (and web API field) of a library input field: ``num_gpus`` is
+    ``--num-gpus``. The command line and the web API share it, so their messages match."""
+    return "--" + field.replace("_", "-")
+
+
+def input_error_message(exc: BaseException) -> str | None:
+    """The one line a bad input is reported with (exit code 2 on the command line, HTTP 422 in the web
+    API), or None when ``exc`` is not a bad input. Library errors keep their message; a pydantic
+    validation error (a workload out of range) names its first field; an OSError names its file."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, FieldError):
+        return exc.worded(flag)
+    if isinstance(exc, PlannerError):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return f"{field}: {first['msg']}" if field else first["msg"]
+    if isinstance(exc, ValueError):
+        return str(exc).splitlines()[0] if str(exc) else "invalid value"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return None

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from functools import wraps
 
 import typer
-from pydantic import ValidationError
 
-from planner.errors import FieldError, PlannerError
+from planner.errors import PlannerError, input_error_message
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT; never mistaken for "does not fit"
@@ -20,11 +19,6 @@ def fail_input(message: str) -> typer.Exit:
     return typer.Exit(EXIT_INPUT)
 
 
-def flag(field: str) -> str:
-    """The command-line option of a library input field: ``num_gpus`` is ``--num-gpus``."""
-    return "--" + field.replace("_", "-")
-
-
 def guarded(fn: Callable) -> Callable:
     """Map the library's input errors to one stderr line and exit code 2."""
 
@@ -32,19 +26,8 @@ def guarded(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except FieldError as exc:
-            raise fail_input(exc.worded(flag)) from None
-        except PlannerError as exc:
-            raise fail_input(str(exc)) from None
-        except ValidationError as exc:  # a workload built from flags out of range
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise fail_input(f"{field}: {first['msg']}" if field else first["msg"]) from None
-        except ValueError as exc:
-            raise fail_input(str(exc).splitlines()[0] if str(exc) else "invalid value") from None
-        except OSError as exc:  # e.g. a report or calibration file that cannot be written
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise fail_input(f"{where}{exc.strerror or exc}") from None
+        except (PlannerError, ValueError, OSError) as exc:  # ValueError covers pydantic's ValidationError
+            raise fail_input(input_error_message(exc)) from None
 
     return wrapper
 

@@ -9,22 +9,12 @@ from planner.cli.base import guarded
 
 def models_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the model catalog."""
-    import json
-
-    from planner.spec import catalog
-
     from planner.views import text as render
-    from planner.spec.tensors import active_parameter_count, parameter_count
+    from planner.views.documents import model_rows
 
-    rows = []
-    for spec in catalog.models().items.values():
-        params = parameter_count(spec)
-        active = active_parameter_count(spec) if spec.moe else params
-        rows.append({"id": spec.id, "name": spec.name, "aliases": list(spec.aliases), "params": params,
-                     "active_params": active, "max_context": spec.architecture.max_context,
-                     "family": spec.architecture.family.value})
+    rows = model_rows()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(render.to_json(rows))
         return
     print(render.table(
         [[r["id"], r["name"], f"{r['params'] / 1e9:.2f} B", f"{r['active_params'] / 1e9:.2f} B",
@@ -34,20 +24,12 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="machine-r
 
 def gpus_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the hardware catalog."""
-    import json
-
-    from planner.spec import catalog
-
     from planner.views import text as render
+    from planner.views.documents import gpu_rows
 
-    rows = []
-    for hw in catalog.hardware().items.values():
-        rows.append({"id": hw.id, "name": hw.name, "aliases": list(hw.aliases), "vendor": hw.vendor.value,
-                     "kind": hw.kind.value, "memory_bytes": hw.memory_bytes,
-                     "bandwidth_bytes_per_s": hw.bandwidth_bytes_per_s,
-                     "launch_usd": hw.price.launch_usd if hw.price else None})
+    rows = gpu_rows()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(render.to_json(rows))
         return
     print(render.table(
         [[r["id"], r["name"], r["kind"], render.gib(r["memory_bytes"]), f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",

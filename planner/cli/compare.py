@@ -30,8 +30,6 @@ def compare_command(
     plot: str | None = typer.Option(None, "--plot", help="write a bar chart per device to FILE.png"),
 ) -> None:
     """Compare devices for one workload: fits, best quant, speed, context, concurrency, GPUs, price."""
-    import json
-
     from planner.search.compare import compare, device_ids
     from planner.errors import InputError
     from planner.search.recommend import Targets
@@ -50,7 +48,10 @@ def compare_command(
 
         plotting.compare_chart(rows, plot, title=f"{model}, ctx {ctx:,}, {engine}")
     if as_json:
-        print(json.dumps({"rows": [r.model_dump(mode="json") for r in rows]}, indent=2))
+        from planner.views.documents import compare_document
+        from planner.views.text import to_json
+
+        print(to_json(compare_document(rows)))
     elif markdown:
         from planner.views import markdown as md
 

@@ -52,7 +52,9 @@ def plan_command(
         plotting.plan_chart(model, chosen, plot, nodes=nodes, parallel=parallel, host=host,
                             efficiency=efficiency)
     if as_json:
-        print(render.to_json(estimates[0] if quant else estimates))
+        from planner.views.documents import plan_document
+
+        print(render.to_json(plan_document(estimates, quant_given=bool(quant))))
     elif markdown:
         from planner.views import markdown as md
 
