@@ -16,11 +16,13 @@ import time
 
 import pytest
 
+CHROMIUM = os.environ.get("PLANNER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if os.environ.get("CI"):  # CI installs the browser (.ci/run): there a missing one is a failure, not a skip
+    assert CHROMIUM is not None, "CI must install Debian's chromium for the browser tests"
+    import playwright.sync_api  # noqa: F401
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need `pip install playwright`")
-
-CHROMIUM = os.environ.get("PLANNER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     pytest.skip("no chromium binary (apt-get install -y chromium); the browser tests need one",
                 allow_module_level=True)
