@@ -6,9 +6,8 @@ Pure functions; every constant names the engine source or measurement it comes f
 
 from __future__ import annotations
 
-from planner.errors import UnknownNameError
 from planner.physics.arith import minimum
-from planner.physics.quant import Engine
+from planner.physics.names import ENGINE_KV_DTYPES, Engine, get_engine  # noqa: F401 (re-exported)
 from planner.spec.schema import Family, HardwareProfile, ModelSpec
 from planner.units import GIB, MIB, ceil_div, pad_to_multiple
 
@@ -113,22 +112,3 @@ def activation_peak_bytes(spec: ModelSpec, tokens: int, logits_rows: int, elem_b
                   spec.moe.expert_intermediate_size * (spec.moe.n_active_experts + spec.moe.n_shared_experts))
     per_token = 2 * ffn + (a.n_heads + 2 * a.n_kv_heads) * a.head_dim + 2 * a.hidden_size
     return tokens * per_token * elem_bytes + logits_rows * a.vocab_size * 4
-
-
-ENGINE_KV_DTYPES: dict[Engine, tuple[str, ...]] = {
-    Engine.llama_cpp: ("f16", "bf16", "f32", "q8_0", "q4_0"),
-    Engine.ollama: ("f16", "q8_0", "q4_0"),  # OLLAMA_KV_CACHE_TYPE
-    Engine.vllm: ("f16", "bf16", "fp8"),
-    Engine.torch: ("f16", "bf16", "f32"),
-    Engine.transformers: ("f16", "bf16", "f32"),
-}
-
-
-def get_engine(name: str) -> Engine:
-    try:
-        return Engine(name.lower())
-    except ValueError:
-        aliases = {"llamacpp": Engine.llama_cpp, "llama-cpp": Engine.llama_cpp, "pytorch": Engine.torch, "hf": Engine.transformers}
-        if name.lower() in aliases:
-            return aliases[name.lower()]
-        raise UnknownNameError("engine", name, [e.value for e in Engine]) from None

@@ -12,7 +12,7 @@ from functools import cached_property
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.physics import engines as eng
-from planner.errors import FieldError, InputError
+from planner.errors import FieldError
 from planner.physics.arith import maximum, minimum, prefix_sums, span_sum, where
 from planner.physics.kvcache import KVDType, kv_cache_bytes, kv_cache_bytes_span
 from planner.physics.quant import Engine

@@ -14,9 +14,9 @@ layers and keep embeddings and the head in 16 bits (docs/physics.md §1.3-1.5).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 
 from planner.errors import InputError
+from planner.physics.names import Engine
 from planner.spec.schema import Family, ModelSpec
 from planner.spec.tensors import Role, Tensor
 
@@ -90,18 +90,6 @@ def _nf4_bytes(t: Tensor) -> int:
 def _int8_rowwise_bytes(t: Tensor) -> int:
     """8-bit weights with one fp32 scale per output row (bitsandbytes LLM.int8 SCB, W8A8 channelwise)."""
     return t.n_elements + 4 * t.rows * t.copies
-
-
-class Engine(str, Enum):
-    llama_cpp = "llama.cpp"
-    ollama = "ollama"
-    vllm = "vllm"
-    torch = "torch"  # compiled PyTorch decode loops (gpt-fast style: torch.compile, CUDA graphs)
-    transformers = "transformers"  # Hugging Face transformers generate(), eager
-
-    @property
-    def reads_gguf(self) -> bool:
-        return self in (Engine.llama_cpp, Engine.ollama)
 
 
 @dataclass(frozen=True)

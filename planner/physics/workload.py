@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.errors import FieldError, InputError
 from planner.physics.kvcache import KVDType
+from planner.physics.names import Parallel
 from planner.spec.layout import WeightLayout
 from planner.physics.quant import Engine, QuantFormat
 from planner.spec.schema import DeviceKind, HardwareProfile, ModelSpec
 
-Parallel = Literal["layer", "tp", "pp"]
 
 
 class Workload(BaseModel):

@@ -8,7 +8,7 @@ offload) with the headroom and meets the targets at ``ctx``; the best quant at t
 
 from __future__ import annotations
 
-from planner.errors import FieldError, InputError
+from planner.errors import FieldError
 
 from typing import Literal
 
