@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from planner.physics import engines as eng
+from planner.physics import kernel_paths as kp
 from planner.physics.efficiency import Communication, Efficiency
 from planner.physics.kvcache import kv_bytes_per_token_layer
 from planner.physics.quant import Engine
@@ -43,6 +44,8 @@ class Rates:
     host_kv_bytes_per_s: float
     host_flops_per_s: float
     pcie_bytes_per_s: float
+    decode_path: str = kp.DATASHEET_PEAK
+    prefill_path: str = kp.DATASHEET_PEAK
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class DecodeCoefficients:
     weight_read_bytes: int
     kv_bytes_per_context_token: int
     flops_per_step: float
+    bound_path: str = kp.MEMORY
 
     def step_seconds(self, context: int) -> float:
         capped = min(context, self.window) if self.window else context
@@ -146,22 +150,25 @@ def _kv_per_token(d: Deployment, layers: range) -> tuple[int, int]:
     return per_layer * (len(layers) - n_window), per_layer * n_window
 
 
-def rates(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication) -> Rates:
+def rates(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication, batch: int | None = None) -> Rates:
     hw = d.hardware
     host = d.host or hw
     pcie = 0.0
     if hw.host_link is not None:
         # PCIe per direction: ~0.985 GB/s per lane at gen 3, doubling each generation (PCI-SIG).
         pcie = 0.985e9 * 2 ** (hw.host_link.pcie_gen - 3) * hw.host_link.pcie_lanes * comm.pcie_efficiency
+    decode_path, decode_rate, prefill_path, prefill_rate = kp.kernel_path_rates(d, eff, batch or d.workload.batch)
     return Rates(
         weight_bytes_per_s=hw.bandwidth_bytes_per_s * eff.weight_eff(d.quant),
         kv_bytes_per_s=hw.bandwidth_bytes_per_s * eff.kv_bandwidth,
-        flops_per_s=hw.peak_flops(_compute_dtype(d, hw)) * eff.compute_eff(d.quant),
-        decode_flops_per_s=hw.peak_flops(_compute_dtype(d, hw)) * eff.decode_compute_eff(d.quant),
+        flops_per_s=prefill_rate or hw.peak_flops(_compute_dtype(d, hw)) * eff.compute_eff(d.quant),
+        decode_flops_per_s=decode_rate or hw.peak_flops(_compute_dtype(d, hw)) * eff.decode_compute_eff(d.quant),
         host_weight_bytes_per_s=host.bandwidth_bytes_per_s * host_eff.weight_eff(d.quant),
         host_kv_bytes_per_s=host.bandwidth_bytes_per_s * host_eff.kv_bandwidth,
         host_flops_per_s=host.peak_flops("fp32") * host_eff.compute_eff(d.quant),
         pcie_bytes_per_s=pcie,
+        decode_path=decode_path,
+        prefill_path=prefill_path,
     )
 
 
@@ -188,7 +195,7 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     """Linear-in-context decode step model for batch ``batch`` (default: the workload's)."""
     spec = d.model
     B = batch or d.workload.batch
-    r = rates(d, eff, host_eff, comm)
+    r = rates(d, eff, host_eff, comm, B)
     n = spec.architecture.n_layers
     cpu_device = d.hardware.kind is DeviceKind.cpu
     dev_layers = range(n) if cpu_device else range(d.host_layers, n)
@@ -215,7 +222,7 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     return DecodeCoefficients(
         fixed_s=fixed, global_s_per_token=g_s, window_s_per_token=win_s, window=window, batch=B, bound=bound,
         weight_read_bytes=int(w_dev * tp + w_host), kv_bytes_per_context_token=g_dev + win_dev + g_host + win_host,
-        flops_per_step=f_dev * tp + f_host,
+        flops_per_step=f_dev * tp + f_host, bound_path=r.decode_path if bound == "compute" else kp.MEMORY,
     )
 
 
@@ -286,6 +293,7 @@ class PrefillCoefficients:
     comm: Communication
     deployment: Deployment
     allreduce_s: float | None
+    score_s_per_pair: float = 0.0  # attention-score traffic per (query, key) pair per layer, no flash attention
 
     def _touched(self, tokens: float) -> float:
         return 1.0 - (1.0 - self.expert_fraction) ** tokens if self.expert_fraction else 1.0
@@ -310,6 +318,7 @@ class PrefillCoefficients:
         compute_s = flops / self.tp / r.flops_per_s
         memory_s = chunks * (self.dense_bytes + touched * self.expert_bytes) / self.tp / r.weight_bytes_per_s
         t = max(compute_s, memory_s)
+        t += self.score_s_per_pair * self.batch * (self.n_global * pairs_full + self.n_window * pairs_window)
         if self.host_layer_share:
             w_host = self.host_dense_bytes + touched * self.host_expert_bytes
             if r.pcie_bytes_per_s and chunk >= 32:
@@ -364,6 +373,7 @@ def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, c
         rates=rates(d, eff, host_eff, comm), overhead_s=eff.prefill_overhead_s,
         layer_overhead_s=n * eff.layer_overhead_s, comm=comm, deployment=d,
         allreduce_s=eff.allreduce_latency_s,
+        score_s_per_pair=kp.score_seconds_per_pair(d, eff),
     )
 
 
