@@ -155,7 +155,7 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
     else:
         batched = []
     eff = base.model_copy(update={"source": source, "origin": "calibrated", "error_band": None})
-    # Measured rows replace the default kernel-path roofs they inform (docs/physics.md §4.9): decode rows fix
+    # Measured rows replace the default kernel-path roofs they inform (docs/accuracy.md §1): decode rows fix
     # the bandwidths of a memory-bound step, prefill rows the achieved share of the datasheet peak.
     eff = eff.model_copy(update={**({"matvec_flops_per_core_cycle": None} if dec else {}),
                                  **({"gemm_tensor_share": None, "score_bytes_per_pair_head": None} if pre else {})})

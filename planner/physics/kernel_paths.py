@@ -1,4 +1,4 @@
-"""Which kernel runs a step, and the compute roof of that kernel (docs/physics.md §4.9).
+"""Which kernel runs a step, and the compute roof of that kernel (docs/accuracy.md §1).
 
 A step takes max(bytes / effective bandwidth, operations / effective rate of the kernel that runs). The rate
 is not the datasheet's tensor peak for every engine and batch:
@@ -113,7 +113,7 @@ def prefill_kernel_path(reads_gguf: bool, vendor: str, has_tensor_rate: bool) ->
 
 
 def kernel_path_rates(d: Deployment, eff: Efficiency, batch: int) -> tuple[str, float | None, str, float | None]:
-    """(decode path, its FLOP/s, prefill path, its FLOP/s) from the device's core rate (docs/physics.md §4.9);
+    """(decode path, its FLOP/s, prefill path, its FLOP/s) from the device's core rate (docs/accuracy.md §1);
     a rate is None where the datasheet peak times an efficiency applies instead."""
     hw = d.hardware
     cycles = hw.core_cycles_per_s if hw.kind is not DeviceKind.cpu else None
@@ -130,7 +130,7 @@ def kernel_path_rates(d: Deployment, eff: Efficiency, batch: int) -> tuple[str, 
 
 def score_seconds_per_pair(d: Deployment, eff: Efficiency) -> float:
     """Seconds per (query, key) pair per layer spent moving attention scores through memory when the engine
-    runs attention without flash attention: n_heads × bytes per pair per head / bandwidth / tp (docs/physics.md §5)."""
+    runs attention without flash attention: n_heads × bytes per pair per head / bandwidth / tp (docs/accuracy.md §1)."""
     if not eff.score_bytes_per_pair_head or d.host_layers:
         return 0.0
     bytes_per_pair = attention_score_bytes(d.model.architecture.n_heads, 1, eff.score_bytes_per_pair_head)

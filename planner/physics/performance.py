@@ -25,7 +25,7 @@ class Performance(BaseModel):
     aggregate_tok_s: float = Field(description="all sequences of the batch together")
     bound: Literal["memory", "compute"]
     bound_path: str = Field(description="decode: 'memory', or the kernel path whose compute roof binds "
-                                        "(docs/physics.md §4.9)")
+                                        "(docs/accuracy.md §1)")
     prefill_bound: Literal["memory", "compute"] | None = Field(description="which roof binds the prefill")
     no_kv_cache_e2e_s: float = Field(description="the same generation recomputing the sequence every step")
     kv_cache_speedup: float

@@ -178,7 +178,7 @@ class Compute(Sourced):
 
 class GpuCores(Sourced):
     """The GPU's cores (NVIDIA streaming multiprocessors, Apple GPU cores) and their clock: the rate at which
-    CUDA-core / Metal kernels issue work, which bounds batch-1 mat-vec kernels (docs/physics.md §4.9)."""
+    CUDA-core / Metal kernels issue work, which bounds batch-1 mat-vec kernels (docs/accuracy.md §1)."""
 
     count: int = Field(ge=1, le=100_000, description="streaming multiprocessors (NVIDIA) or GPU cores (Apple)")
     fp32_lanes_per_core: int = Field(ge=1, le=4096, description="FP32 ALUs per SM / core")
