@@ -5,7 +5,7 @@ error by device class with leave-one-device-out cross-validation.
     python validation/fit_defaults.py --write    # ... and write the fitted values into efficiency.yaml
 
 llama.cpp on NVIDIA and Apple is fitted with the kernel-path roof model (validation/roof_fit.py,
-docs/physics.md §4.9); the other engine x family groups with the memory-bound NNLS fit (planner/calibrate/fit.py).
+docs/accuracy.md §1); the other engine x family groups with the memory-bound NNLS fit (planner/calibrate/fit.py).
 Leave-one-device-out (LODO): every row of a device (any GPU count) is predicted by a fit to the other devices'
 rows only. Groups measured on a single device (vLLM, PyTorch, Transformers: A100-SXM only) cannot be
 cross-validated by device; they report leave-one-model-out instead, marked as such.
@@ -46,14 +46,10 @@ def load(path=DEFAULT_DATA):
 
 
 def start_values(base) -> tuple[dict, dict]:
-    mv = base.matvec_flops_per_core_cycle or {"float": 6.0, "kquant": 16.0}
-    share = base.gemm_tensor_share or {"float": 0.45, "kquant": 0.35}
-    dec = {"w_float": base.weight_bandwidth["float"], "w_kquant": base.weight_bandwidth["kquant"],
-           "kv": base.kv_bandwidth, "step_s": max(base.step_overhead_s, 1e-5),
-           "layer_s": max(base.layer_overhead_s, 1e-6), "r_float": mv["float"], "r_kquant": mv["kquant"],
-           "hop_s": 3e-4}
-    pre = {"c_float": share["float"], "c_kquant": share["kquant"],
-           "score_b": base.score_bytes_per_pair_head or 16.0, "prefill_s": max(base.prefill_overhead_s, 1e-4)}
+    """Fixed starting point of the simplex (not the current YAML), so that reruns print the same figures."""
+    dec = {"w_float": 0.9, "w_kquant": 0.9, "kv": 0.25, "step_s": 5e-4, "layer_s": 5e-5, "r_float": 6.0,
+           "r_kquant": 18.0, "hop_s": 3e-4}
+    pre = {"c_float": 0.45, "c_kquant": 0.35, "score_b": 30.0, "prefill_s": 5e-3}
     return dec, pre
 
 

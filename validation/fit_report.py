@@ -64,7 +64,8 @@ def _fmt(x: float) -> str:
 
 def print_table(table, rule) -> None:
     """Median (p90) |error| % per metric and device class: leave-one-device-out, in-sample, 0.55 x BW rule."""
-    print("\n# metric   class                 rows  LODO med (p90)   in-sample med (p90)   0.55xBW med")
+    print("\n# median (p90) |error| %; LODO = leave-one-device-out, over the rows of the cross-validated groups")
+    print("# metric   class                 rows  LODO rows  LODO med (p90)   in-sample med (p90)   0.55xBW med")
     for metric in ("decode", "prefill"):
         classes = [c for c in DEVICE_CLASSES if any(r[1] == c and r[2] == metric for r in table)]
         for cls in classes + ["all single-GPU"]:
@@ -73,7 +74,7 @@ def print_table(table, rule) -> None:
             _, in_med, in_p90 = _stats([r[3] for r in rows])
             rule_rows = [e for c, e in rule if c == cls or (cls == "all single-GPU" and c != "multi-gpu")]
             _, rule_med, _ = _stats(rule_rows) if metric == "decode" else (0, float("nan"), 0)
-            print(f"  {metric:8} {cls:20} {len(rows):5}  {_fmt(cv_med)} ({_fmt(cv_p90)})   "
+            print(f"  {metric:8} {cls:20} {len(rows):5}  {n:9}  {_fmt(cv_med)} ({_fmt(cv_p90)})   "
                   f"{_fmt(in_med)} ({_fmt(in_p90)})        {_fmt(rule_med)}")
     other = sorted({(r[0], r[5]) for r in table if r[5] != "device"})
     for engine, kind in other:

@@ -135,3 +135,19 @@ def score_seconds_per_pair(d: Deployment, eff: Efficiency) -> float:
         return 0.0
     bytes_per_pair = attention_score_bytes(d.model.architecture.n_heads, 1, eff.score_bytes_per_pair_head)
     return memory_seconds(bytes_per_pair, d.hardware.bandwidth_bytes_per_s) / d.tp
+
+
+def ring_allreduce_seconds(tp, message_bytes, link_bytes_per_s):
+    """Bandwidth term of a ring all-reduce: each GPU sends and receives 2(tp − 1)/tp of the message over its link
+    (NCCL's ring algorithm); the latency term is added separately per link kind (efficiency.yaml communication)."""
+    return 2.0 * (tp - 1) / tp * message_bytes / link_bytes_per_s
+
+
+def tp_allreduce_bytes_seconds(d: Deployment, batch: int) -> float:
+    """Decode: 2 all-reduces per layer of batch × hidden_size 16-bit activations over the GPUs' link (PCIe: the
+    interconnect block's per-direction bandwidth); 0 without tensor parallelism."""
+    if d.tp <= 1:
+        return 0.0
+    link = d.hardware.interconnect.bandwidth_gb_per_s * 1e9 if d.hardware.interconnect else 25e9
+    message = batch * d.model.architecture.hidden_size * 2
+    return 2 * d.model.architecture.n_layers * ring_allreduce_seconds(d.tp, message, max(link, 1e9))

@@ -211,7 +211,7 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     f_host = 2.0 * active_linear_params_per_token(spec, host_layers) * B
     t_host = roofline_seconds(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)[0] if w_host else 0.0
     fixed = (eff.step_overhead_s + n * eff.layer_overhead_s + t_dev + t_host
-             + communication_seconds(d, comm, 1, eff.allreduce_latency_s))
+             + communication_seconds(d, comm, 1, eff.allreduce_latency_s) + kp.tp_allreduce_bytes_seconds(d, B))
 
     kv_share = 1 if spec.mla is not None else tp
     g_dev, win_dev = _kv_per_token(d, dev_layers)
