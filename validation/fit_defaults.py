@@ -179,7 +179,8 @@ def main() -> None:
     rule = rule_of_thumb_errors()
     print_table(table, rule)
     targets(table)
-    band = error_band([e for e in all_cv_dec if np.isfinite(e)])
+    held_out = [e for e in all_cv_dec if np.isfinite(e)]
+    band = (*error_band(held_out), len(held_out))
     print(f"# decode error band (held-out measured/predicted speed, p10..p90): low {band[0]:.2f} high {band[1]:.2f}")
     if hop_s is not None:
         print(f"# llama.cpp layer split: {hop_s * 1e3:.3f} ms per pipeline-stage boundary (fitted)")

@@ -157,5 +157,8 @@ def write_yaml(fitted: dict, band: tuple[float, float], hop_s: float | None = No
         text = re.sub(r"(\n  pipeline_hop_s: )[0-9.]+", rf"\g<1>{hop_s:.6f}", text)
     text = re.sub(r"(decode_error_band:\n  low: )[0-9.]+(\n  high: )[0-9.]+",
                   rf"\g<1>{band[0]:.2f}\g<2>{band[1]:.2f}", text)
+    text = re.sub(r"(decode_error_band:\n(?:  .*\n)*?  source: ).*",
+                  rf"\g<1>validation/fit_defaults.py on planner/data/measurements.csv, {band[2]} held-out decode rows "
+                  "(leave-one-device-out; leave-one-model-out for groups measured on one device)", text)
     EFFICIENCY_YAML.write_text(text, encoding="utf-8")
     print(f"# wrote {EFFICIENCY_YAML}")
