@@ -36,7 +36,9 @@ def test_failing_example_exit_1_with_predicted_and_required(cli, tmp_path):
     res = cli("check", EXAMPLES / "deploy-fail.yaml", "--junit-xml", out)
     assert res.code == 1
     assert "FAIL  chat-8b-f16" in res.out
-    assert "decode_tok_s: predicted 52.8 tok/s, required >= 80 tok/s" in res.out
+    # Measured: RTX 4090, Llama-3-8B F16, llama.cpp tg1024 54.34 and tg4096 52.63 tok/s (XiongjieDai
+    # GPU-Benchmarks-on-LLM-Inference, planner/data/measurements.csv); this run's context 1,024-1,536 lies between.
+    assert "decode_tok_s: predicted 52.7 tok/s, required >= 80 tok/s" in res.out
     assert "memory: predicted" in res.out and "PASS  chat-8b-q4" in res.out
     root = ET.parse(out).getroot()
     cases = root.findall(".//testcase")

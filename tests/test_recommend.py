@@ -330,7 +330,9 @@ def test_quality_ranks_every_fully_resident_configuration_before_any_offloaded_o
     assert (recs[0].quant, recs[0].offload_layers) == ("q8_0", 0)
     f16 = next(x for x in recs if x.quant == "f16")
     assert f16.offload_layers == 7
-    assert recs[0].plan.performance.decode_tok_s == pytest.approx(15.9, abs=0.05)
+    # Batch-128 decode is KV-bound; the KV share is fitted to the published tg512 -> tg8192 slowdowns
+    # (RTX 4090 Q4_K_M 130.58 -> 110.66 tok/s, XiongjieDai, planner/data/measurements.csv).
+    assert recs[0].plan.performance.decode_tok_s == pytest.approx(16.9, abs=0.05)
     assert f16.plan.performance.decode_tok_s == pytest.approx(2.1, abs=0.05)
 
 

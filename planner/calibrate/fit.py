@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.physics import latency
+from planner.physics import kernel_paths, latency
 from planner.physics.efficiency import Efficiency, communication
 from planner.errors import InputError
 from planner.physics.workload import Deployment
@@ -69,7 +69,7 @@ def _decode_terms(d: Deployment, allreduce_s: float | None = None) -> tuple[floa
     comm = communication()
     w = d.workload
     k = latency.decode_coefficients(d, unit.model_copy(update={"allreduce_latency_s": allreduce_s}), unit, comm)
-    comm_s = latency.communication_seconds(d, comm, 1, allreduce_s)
+    comm_s = latency.communication_seconds(d, comm, 1, allreduce_s) + kernel_paths.tp_allreduce_bytes_seconds(d, w.batch)
     weights_s = k.fixed_s - comm_s
     mean_kv_s = (latency.decode_seconds_total(k, w.prompt_tokens, w.gen_tokens) / w.gen_tokens) - k.fixed_s
     return weights_s, mean_kv_s, comm_s, d.model.architecture.n_layers
@@ -159,6 +159,10 @@ def fit_efficiency(observations: list[Observation], base: Efficiency, source: st
     else:
         batched = []
     eff = base.model_copy(update={"source": source, "origin": "calibrated", "error_band": None})
+    # Measured rows replace the default kernel-path roofs they inform (docs/accuracy.md §1): decode rows fix
+    # the bandwidths of a memory-bound step, prefill rows the achieved share of the datasheet peak.
+    eff = eff.model_copy(update={**({"matvec_flops_per_core_cycle": None} if dec else {}),
+                                 **({"gemm_tensor_share": None, "score_bytes_per_pair_head": None} if pre else {})})
     if dec:
         eff = eff.model_copy(update=_fit_decode(dec, base, layer_overhead))
     if pre:

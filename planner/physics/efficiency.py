@@ -27,6 +27,12 @@ class Efficiency(BaseModel):
     prefill_overhead_s: float = Field(ge=0, le=10)
     allreduce_latency_s: float | None = Field(default=None, ge=0, le=0.01,
                                               description="overrides the interconnect's all-reduce latency")
+    matvec_flops_per_core_cycle: dict[str, float] | None = Field(
+        default=None, description="llama.cpp CUDA-core / Metal mat-vec FLOP per SM (GPU core) cycle, per format family")
+    gemm_tensor_share: dict[str, float] | None = Field(
+        default=None, description="llama.cpp prefill: share of the FP16 tensor FLOP per SM-cycle reached, per family")
+    score_bytes_per_pair_head: float | None = Field(
+        default=None, ge=0, le=1000, description="attention-score bytes per (query, key) pair per head, no flash attn")
     source: str
     origin: Literal["default", "calibrated"] = "default"
     error_band: tuple[float, float] | None = Field(
@@ -40,6 +46,12 @@ class Efficiency(BaseModel):
 
     def decode_compute_eff(self, quant: QuantFormat) -> float:
         return _family_value(self.decode_compute or self.compute, quant.family)
+
+    def matvec_rate_per_core_cycle(self, quant: QuantFormat) -> float | None:
+        return _family_value(self.matvec_flops_per_core_cycle, quant.family) if self.matvec_flops_per_core_cycle else None
+
+    def tensor_share(self, quant: QuantFormat) -> float | None:
+        return _family_value(self.gemm_tensor_share, quant.family) if self.gemm_tensor_share else None
 
 
 class Communication(BaseModel):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from planner.physics import engines as eng
+from planner.physics import kernel_paths as kp
 from planner.physics.efficiency import Communication, Efficiency
 from planner.physics.arith import floor_int, is_scalar, maximum, minimum, prefix_sums, span_sum, where
 from planner.physics.kvcache import KVDType, kv_bytes_per_token_layer
@@ -44,6 +45,8 @@ class Rates:
     host_kv_bytes_per_s: float
     host_flops_per_s: float
     pcie_bytes_per_s: float
+    decode_path: str = kp.DATASHEET_PEAK
+    prefill_path: str = kp.DATASHEET_PEAK
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class DecodeCoefficients:
     weight_read_bytes: int
     kv_bytes_per_context_token: int
     flops_per_step: float
+    bound_path: str | None = kp.MEMORY  # None for the grid's arrays, whose elements may differ
 
     def step_seconds(self, context):
         """One decode step at ``context`` tokens (an int, or an array of contexts)."""
@@ -167,22 +171,32 @@ def kv_read_bytes_per_token(d: Deployment, kv: KVDType, lo, hi):
     return per_layer * ((hi - lo) - n_window), per_layer * n_window
 
 
-def rates(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication) -> Rates:
+def rates(d: Deployment, eff: Efficiency, host_eff: Efficiency, comm: Communication, batch: int | None = None) -> Rates:
     hw = d.hardware
     host = d.host or hw
     pcie = 0.0
     if hw.host_link is not None:
         # PCIe per direction: ~0.985 GB/s per lane at gen 3, doubling each generation (PCI-SIG).
         pcie = 0.985e9 * 2 ** (hw.host_link.pcie_gen - 3) * hw.host_link.pcie_lanes * comm.pcie_efficiency
+    B = d.workload.batch if batch is None else batch
+    # The kernel path depends on the batch (llama.cpp's mat-vec kernels take up to 8 columns): the grid's
+    # array of batches gets the rate of each element's path.
+    small_path, small_rate, prefill_path, prefill_rate = kp.kernel_path_rates(d, eff, 1)
+    peak_decode = hw.peak_flops(_compute_dtype(d, hw)) * eff.decode_compute_eff(d.quant)
+    matvec = B <= kp.LLAMA_CPP_MATVEC_MAX_BATCH
+    decode_rate = peak_decode if small_rate is None else where(matvec, small_rate, peak_decode)
+    decode_path = small_path if small_rate is not None and (not is_scalar(B) or matvec) else kp.DATASHEET_PEAK
     return Rates(
         weight_bytes_per_s=hw.bandwidth_bytes_per_s * eff.weight_eff(d.quant),
         kv_bytes_per_s=hw.bandwidth_bytes_per_s * eff.kv_bandwidth,
-        flops_per_s=hw.peak_flops(_compute_dtype(d, hw)) * eff.compute_eff(d.quant),
-        decode_flops_per_s=hw.peak_flops(_compute_dtype(d, hw)) * eff.decode_compute_eff(d.quant),
+        flops_per_s=prefill_rate or hw.peak_flops(_compute_dtype(d, hw)) * eff.compute_eff(d.quant),
+        decode_flops_per_s=decode_rate,
         host_weight_bytes_per_s=host.bandwidth_bytes_per_s * host_eff.weight_eff(d.quant),
         host_kv_bytes_per_s=host.bandwidth_bytes_per_s * host_eff.kv_bandwidth,
         host_flops_per_s=host.peak_flops("fp32") * host_eff.compute_eff(d.quant),
         pcie_bytes_per_s=pcie,
+        decode_path=decode_path,
+        prefill_path=prefill_path,
     )
 
 
@@ -221,7 +235,7 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     spec = d.model
     B = d.workload.batch if batch is None else batch
     kv = kv or d.kv_dtype
-    r = rates(d, eff, host_eff, comm)
+    r = rates(d, eff, host_eff, comm, B)
     n = spec.architecture.n_layers
     (dev_lo, dev_hi), (host_lo, host_hi) = layer_spans(d, host_layers)
     head_params, _, _, _ = linear_params(spec)
@@ -236,7 +250,7 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     f_host = 2.0 * active_params_span(spec, host_lo, host_hi) * B
     t_host = roofline_time_s(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)
     fixed = (eff.step_overhead_s + n * eff.layer_overhead_s + t_dev + t_host
-             + communication_seconds(d, comm, 1, eff.allreduce_latency_s))
+             + communication_seconds(d, comm, 1, eff.allreduce_latency_s) + kp.tp_allreduce_bytes_seconds(d, B))
 
     kv_share = 1 if spec.mla is not None else tp
     g_dev, win_dev = kv_read_bytes_per_token(d, kv, dev_lo, dev_hi)
@@ -251,6 +265,7 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
         bound=("compute" if compute else "memory") if scalar else compute,
         weight_read_bytes=int(weight_bytes) if scalar else weight_bytes,
         kv_bytes_per_context_token=g_dev + win_dev + g_host + win_host, flops_per_step=f_dev * tp + f_host,
+        bound_path=(r.decode_path if compute else kp.MEMORY) if scalar else None,
     )
 
 
@@ -321,6 +336,7 @@ class PrefillCoefficients:
     comm: Communication
     deployment: Deployment
     allreduce_s: float | None
+    score_s_per_pair: float = 0.0  # attention-score traffic per (query, key) pair per layer, no flash attention
 
     def _touched(self, tokens):
         return 1.0 - (1.0 - self.expert_fraction) ** tokens if self.expert_fraction else 1.0 + 0.0 * tokens
@@ -346,6 +362,7 @@ class PrefillCoefficients:
         compute_s = flops / self.tp / r.flops_per_s
         memory_s = chunks * (self.dense_bytes + touched * self.expert_bytes) / self.tp / r.weight_bytes_per_s
         t = maximum(compute_s, memory_s)
+        t = t + self.score_s_per_pair * self.batch * (self.n_global * pairs_full + self.n_window * pairs_window)
         w_host = self.host_dense_bytes + touched * self.host_expert_bytes
         # llama.cpp offloads ops of ≥32-token batches to the GPU: host weights cross PCIe every ubatch.
         over_pcie = chunks * w_host / r.pcie_bytes_per_s if r.pcie_bytes_per_s else 0.0 * w_host
@@ -402,6 +419,7 @@ def prefill_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, c
         rates=rates(d, eff, host_eff, comm), overhead_s=eff.prefill_overhead_s,
         layer_overhead_s=n * eff.layer_overhead_s, comm=comm, deployment=d,
         allreduce_s=eff.allreduce_latency_s,
+        score_s_per_pair=where(host_hi - host_lo > 0, 0.0, kp.score_seconds_per_pair(d, eff)),
     )
 
 

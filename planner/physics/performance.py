@@ -24,6 +24,9 @@ class Performance(BaseModel):
     e2e_s: float
     aggregate_tok_s: float = Field(description="all sequences of the batch together")
     bound: Literal["memory", "compute"]
+    bound_path: str = Field(description="decode: 'memory', or the kernel path whose compute roof binds "
+                                        "(docs/accuracy.md §1)")
+    prefill_bound: Literal["memory", "compute"] | None = Field(description="which roof binds the prefill")
     no_kv_cache_e2e_s: float = Field(description="the same generation recomputing the sequence every step")
     kv_cache_speedup: float
     efficiency_source: Literal["default", "calibrated"]
@@ -51,11 +54,11 @@ def performance(d: Deployment, eff: Efficiency | None = None) -> Performance:
     decode_total = latency.decode_seconds_total(k, P, N)
     decode_tok_s = N / decode_total
     if P > 0:
-        prefill_s, _ = latency.prefill_seconds(d, eff, host_eff, comm, P)
+        prefill_s, prefill_bound = latency.prefill_seconds(d, eff, host_eff, comm, P)
         ttft = prefill_s
         prefill_tok_s = B * P / prefill_s
     else:  # an empty prompt: the first token is a decode step from an empty context (llama-bench tg)
-        ttft, prefill_tok_s = k.step_seconds(0), None
+        ttft, prefill_tok_s, prefill_bound = k.step_seconds(0), None, None
     e2e = ttft + latency.decode_seconds_total(k, P + 1, N - 1)
     no_cache = latency.no_kv_cache_seconds(d, eff, host_eff, comm, P, N)
     return Performance(
@@ -68,6 +71,8 @@ def performance(d: Deployment, eff: Efficiency | None = None) -> Performance:
         e2e_s=e2e,
         aggregate_tok_s=B * decode_tok_s,
         bound=k.bound,
+        bound_path=k.bound_path,
+        prefill_bound=prefill_bound,
         no_kv_cache_e2e_s=no_cache,
         kv_cache_speedup=no_cache / e2e if e2e else 1.0,
         efficiency_source=eff.origin,

@@ -131,7 +131,7 @@ QUANTS: dict[str, QuantFormat] = {
 ENGINE_QUANTS: dict[Engine, tuple[str, ...]] = {
     Engine.llama_cpp: ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_0", "iq4_xs", "q3_k_m",
                        "q2_k", "mxfp4"),
-    Engine.vllm: ("bf16", "fp8", "int8", "gptq-int4", "awq-int4", "nf4", "mxfp4"),
+    Engine.vllm: ("bf16", "f16", "fp8", "int8", "gptq-int4", "awq-int4", "nf4", "mxfp4"),
     Engine.torch: ("f32", "f16", "bf16", "int8", "nf4", "gptq-int4", "awq-int4"),
 }
 ENGINE_QUANTS[Engine.ollama] = ENGINE_QUANTS[Engine.llama_cpp]

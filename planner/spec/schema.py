@@ -176,6 +176,17 @@ class Compute(Sourced):
     int8_tops: float | None = Field(default=None, gt=0)
 
 
+class GpuCores(Sourced):
+    """The GPU's cores (NVIDIA streaming multiprocessors, Apple GPU cores) and their clock: the rate at which
+    CUDA-core / Metal kernels issue work, which bounds batch-1 mat-vec kernels (docs/accuracy.md §1)."""
+
+    count: int = Field(ge=1, le=100_000, description="streaming multiprocessors (NVIDIA) or GPU cores (Apple)")
+    fp32_lanes_per_core: int = Field(ge=1, le=4096, description="FP32 ALUs per SM / core")
+    boost_clock_mhz: float | None = Field(default=None, gt=0, le=10_000)
+    tensor_fp16_flops_per_core_cycle: float | None = Field(
+        default=None, gt=0, le=1_000_000, description="dense FP16 tensor FLOP per SM per clock, FP16 accumulate")
+
+
 class HostLink(Sourced):
     pcie_gen: int = Field(ge=1, le=7)
     pcie_lanes: int = Field(ge=1, le=32)
@@ -207,6 +218,7 @@ class HardwareProfile(Strict):
     interconnect: Interconnect | None = None
     unified_memory: UnifiedMemory | None = None
     price: Price | None = None
+    gpu_cores: GpuCores | None = None
 
     @model_validator(mode="after")
     def _check(self) -> HardwareProfile:
@@ -232,6 +244,16 @@ class HardwareProfile(Strict):
     def bandwidth_bytes_per_s(self) -> float:
         return gb_per_s_to_bytes_per_s(self.memory.bandwidth_gb_per_s)
 
+    @property
+    def core_cycles_per_s(self) -> float | None:
+        """SM (or GPU core) cycles per second: count x boost clock, else FP32 rate / (2 x lanes per core)."""
+        g = self.gpu_cores
+        if g is None:
+            return None
+        if g.boost_clock_mhz is not None:
+            return g.count * g.boost_clock_mhz * 1e6
+        return tflops_to_flops(self.compute.fp32_tflops) / (2 * g.fp32_lanes_per_core)
+
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s for a compute dtype, falling back to the nearest wider one the device has."""
         c = self.compute
@@ -253,6 +275,7 @@ __all__ = [
     "DeviceKind",
     "Family",
     "HardwareProfile",
+    "GpuCores",
     "HostLink",
     "Interconnect",
     "Memory",

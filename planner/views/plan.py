@@ -63,7 +63,8 @@ def detail(e: Estimate) -> str:
             ["time to first token", seconds(p.ttft_s)],
             ["end-to-end", seconds(p.e2e_s)],
             ["aggregate tok/s (batch)", num(p.aggregate_tok_s)],
-            ["bound", p.bound],
+            ["bound (decode)", p.bound if p.bound_path == "memory" else f"{p.bound}: {p.bound_path}"],
+            ["bound (prefill)", p.prefill_bound or "-"],
             ["without a KV cache", f"{seconds(p.no_kv_cache_e2e_s)} ({p.kv_cache_speedup:,.1f}x slower)"],
             ["efficiencies", p.efficiency_source]]
     lines += ["", table(perf, ["speed", "value"])]
