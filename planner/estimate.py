@@ -51,12 +51,26 @@ class Estimate(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def resolve_model(name: str) -> ResolvedModel:
-    from planner.spec import readers
+def _may_name_a_model_file(name: str) -> bool:
+    """False when ``readers.is_model_file`` would surely say no (not .gguf, not config.json, no folder), so
+    a catalog name never imports the file readers (docs/performance.md)."""
+    from pathlib import Path
 
-    if readers.is_model_file(name):
-        mf = readers.read_model_file(name)
-        return ResolvedModel(spec=mf.spec, layout=mf.layout, quant=mf.quant)
+    if name.lower().endswith(".gguf") or Path(name).name == "config.json":
+        return True
+    try:
+        return Path(name).is_dir()
+    except OSError:
+        return False
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    if _may_name_a_model_file(name):
+        from planner.spec import readers
+
+        if readers.is_model_file(name):
+            mf = readers.read_model_file(name)
+            return ResolvedModel(spec=mf.spec, layout=mf.layout, quant=mf.quant)
     return ResolvedModel(spec=catalog.load_model(name))
 
 

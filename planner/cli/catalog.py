@@ -12,8 +12,6 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="machine-r
     import json
 
     from planner.spec import catalog
-
-    from planner.views import text as render
     from planner.spec.tensors import active_parameter_count, parameter_count
 
     rows = []
@@ -26,6 +24,8 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="machine-r
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from planner.views import text as render
+
     print(render.table(
         [[r["id"], r["name"], f"{r['params'] / 1e9:.2f} B", f"{r['active_params'] / 1e9:.2f} B",
           f"{r['max_context']:,}"] for r in rows],
@@ -38,8 +38,6 @@ def gpus_command(as_json: bool = typer.Option(False, "--json", help="machine-rea
 
     from planner.spec import catalog
 
-    from planner.views import text as render
-
     rows = []
     for hw in catalog.hardware().items.values():
         rows.append({"id": hw.id, "name": hw.name, "aliases": list(hw.aliases), "vendor": hw.vendor.value,
@@ -49,6 +47,8 @@ def gpus_command(as_json: bool = typer.Option(False, "--json", help="machine-rea
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    from planner.views import text as render
+
     print(render.table(
         [[r["id"], r["name"], r["kind"], render.gib(r["memory_bytes"]), f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",
           "-" if r["launch_usd"] is None else f"${r['launch_usd']:,.0f}"] for r in rows],
