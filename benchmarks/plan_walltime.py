@@ -34,9 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PLAN_JSON = ["plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--ctx", "4096", "--quant", "q4_k_m", "--json"]
 
 # CPU seconds of PLAN_JSON before the fast-start work, and of a bare `python -c pass` in the same paired
-# run (commit d7c616c, this benchmark, 2-core shared machine); the target is at most half of it.
-BEFORE_PLAN_JSON_CPU_S = 0.0
-BEFORE_BARE_CPU_S = 0.0
+# run (commit d7c616c exported with `git archive`, run through --root; 2-core shared machine); the target
+# is at most half of it, compared as multiples of bare python so that machine speed cancels out.
+BEFORE_PLAN_JSON_CPU_S = 0.593
+BEFORE_BARE_CPU_S = 0.073
 
 # (model, gpu, engine, quant, kv_dtype) combinations that every engine accepts, cycled through.
 _DEPLOYMENT_KINDS = [
@@ -49,7 +50,8 @@ _DEPLOYMENT_KINDS = [
 
 
 def deploy_file_text(n: int) -> str:
-    """A deploy file with ``n`` deployments in the schema of examples/deploy-pass.yaml."""
+    """A deploy file with ``n`` deployments in the schema of examples/deploy-pass.yaml; no two share a
+    context length, so no result can be reused between deployments, only the models, devices and layouts."""
     lines = ["deployments:"]
     for i in range(n):
         model, gpu, engine, quant, kv = _DEPLOYMENT_KINDS[i % len(_DEPLOYMENT_KINDS)]
@@ -60,7 +62,7 @@ def deploy_file_text(n: int) -> str:
             f"    engine: {engine}",
             f"    quant: {quant}",
             f"    kv_dtype: {kv}",
-            f"    ctx: {2048 * (1 + i % 4)}",
+            f"    ctx: {1024 + 8 * i}",
             f"    concurrency: {1 + i % 8}",
             "    slo:",
             "      prompt_tokens: 1024",
@@ -155,12 +157,13 @@ def main() -> None:
                       f"(target <= {before_ratio / 2:.2f}x): {'ok' if r['cpu_ratio'] <= before_ratio / 2 else 'MISSED'}")
             heavy = imported_heavy(cases["plan-json"], env, tmp)
             print(f"plan --json imports numpy/torch: {', '.join(heavy) or 'neither'}")
-        if "models-json" in results:
-            wall = results["models-json"]["wall_s"]
-            print(f"models --json wall {wall:.3f}s (target <= 0.3 s): {'ok' if wall <= 0.3 else 'MISSED'}")
-        if "check-1000" in results:
-            wall = results["check-1000"]["wall_s"]
-            print(f"check, 1,000 deployments, wall {wall:.3f}s (target <= 3 s): {'ok' if wall <= 3 else 'MISSED'}")
+        # On a shared machine the wall time includes waiting for a core (compare bare python's wall and
+        # CPU columns); on an idle one it is the CPU time. Both are judged, and printed.
+        for name, label, limit in (("models-json", "models --json", 0.3), ("check-1000", "check, 1,000 deployments", 3)):
+            if name in results:
+                r = results[name]
+                print(f"{label}: wall {r['wall_s']:.3f}s {'ok' if r['wall_s'] <= limit else 'MISSED'}, "
+                      f"CPU {r['cpu_s']:.3f}s {'ok' if r['cpu_s'] <= limit else 'MISSED'} (target <= {limit} s)")
 
 
 if __name__ == "__main__":

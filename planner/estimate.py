@@ -4,6 +4,7 @@ latency model, time). Pure apart from reading spec files through ``catalog``/``r
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -119,7 +120,7 @@ def deployment(
             f"{', '.join(ENGINE_KV_DTYPES[engine])}"
         )
     from_file = model.layout is not None and (model.quant is None or model.quant == quant.id)
-    layout = model.layout if from_file else weight_layout(model.spec, quant, engine)
+    layout = model.layout if from_file else _catalog_layout(model.spec, quant, engine)
     if parallel is None:
         parallel = "tp" if engine is Engine.vllm else "layer"
     if parallel == "tp" and engine.reads_gguf:
@@ -129,6 +130,13 @@ def deployment(
         layout=layout, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes, parallel=parallel,
         host=host, host_layers=host_layers, layout_from_file=from_file,
     )
+
+
+@lru_cache(maxsize=256)
+def _catalog_layout(spec: ModelSpec, quant: QuantFormat, engine: Engine) -> WeightLayout:
+    """``weight_layout``, once per (model, format, engine): it walks every tensor of the model, and a
+    deploy file or an offload bisection asks for the same layout many times (specs are frozen)."""
+    return weight_layout(spec, quant, engine)
 
 
 def _warnings(d: Deployment, mem: MemoryBreakdown) -> list[str]:

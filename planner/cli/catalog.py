@@ -12,14 +12,13 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="machine-r
     import json
 
     from planner.spec import catalog
-    from planner.spec.tensors import active_parameter_count, parameter_count
 
     rows = []
-    for spec in catalog.models().items.values():
-        params = parameter_count(spec)
-        active = active_parameter_count(spec) if spec.moe else params
-        rows.append({"id": spec.id, "name": spec.name, "aliases": list(spec.aliases), "params": params,
-                     "active_params": active, "max_context": spec.architecture.max_context,
+    models = catalog.models()
+    for spec in models.items.values():
+        counts = models.derived(spec.id)  # from the catalog index: counting walks every tensor
+        rows.append({"id": spec.id, "name": spec.name, "aliases": list(spec.aliases), "params": counts["params"],
+                     "active_params": counts["active_params"], "max_context": spec.architecture.max_context,
                      "family": spec.architecture.family.value})
     if as_json:
         print(json.dumps(rows, indent=2))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
@@ -162,16 +163,24 @@ def index_key(folder: Path, kind: str, listing: list[list]) -> dict:
             "planner": planner.__version__, "python": sys.version, "pydantic": pydantic.VERSION}
 
 
+def _is_count_map(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and type(v) is int and v >= 0 for k, v in value.items())
+
+
 class Catalog:
     """All specs of one kind in one folder, indexed by id and alias (loaded on first need)."""
 
-    def __init__(self, folder: Path, model: type[T], kind: str):
+    def __init__(self, folder: Path, model: type[T], kind: str,
+                 derive: Callable[[T], dict[str, int]] | None = None):
         self.folder = folder
         self.kind = kind
         self.model = model
+        self.derive = derive  # counts worth keeping in the index (a model's parameters: a walk of every tensor)
         self._items: dict[str, T] | None = None
         self._index: dict[str, str] = {}
         self._got: dict[str, T] = {}  # names already resolved by ``get``: a deploy file repeats them
+        self._derived: dict[str, dict[str, int]] = {}
 
     @property
     def items(self) -> dict[str, T]:
@@ -186,16 +195,25 @@ class Catalog:
     def _load_all(self) -> None:
         listing = folder_listing(self.folder)  # before reading: a file changed meanwhile is re-read next time
         key = index_key(self.folder, self.kind, listing)
-        specs = self._read_index(key, listing)
-        if specs is not None:
+        cached = self._read_index(key, listing)
+        if cached is not None:
             try:
-                self._fill(specs)
+                self._fill(cached[0])
+                self._derived = cached[1]
                 return
             except SpecFileError:
                 pass  # an index that breaks a catalog rule is not trusted; the files decide
         specs = [(path.name, load_model_file(path, self.model)) for path in sorted(self.folder.glob("*.yaml"))]
         self._fill(specs)
+        self._derived = {spec.id: self.derive(spec) for _, spec in specs} if self.derive else {}
         self._write_index(key, specs)
+
+    def derived(self, spec_id: str) -> dict[str, int]:
+        """The ``derive`` counts of a catalog entry, from the index when it has them."""
+        found = self._derived.get(spec_id)
+        if found is None:
+            found = self._derived[spec_id] = self.derive(self.items[spec_id]) if self.derive else {}
+        return found
 
     def _fill(self, specs: list[tuple[str, T]]) -> None:
         """Index ``(file name, spec)`` pairs by id and alias, enforcing the catalog's rules."""
@@ -216,8 +234,9 @@ class Catalog:
                 index[k] = spec.id
         self._items, self._index = items, index
 
-    def _read_index(self, key: dict, listing: list[list]) -> list[tuple[str, T]] | None:
-        """The specs of a cached index that matches ``key``, each validated again; None otherwise."""
+    def _read_index(self, key: dict, listing: list[list]) -> tuple[list[tuple[str, T]], dict] | None:
+        """The specs (each validated again) and derived counts of a cached index that matches ``key``;
+        None otherwise."""
         try:
             data = json.loads(read_text(self.index_path, MAX_INDEX_BYTES))
         except (SpecFileError, ValueError, RecursionError):
@@ -228,16 +247,21 @@ class Catalog:
         if [e.get("file") if isinstance(e, dict) else None for e in entries] != [row[0] for row in listing]:
             return None
         try:
-            return [(e["file"], self.model.model_validate(e["spec"])) for e in entries]
+            specs = [(e["file"], self.model.model_validate(e["spec"])) for e in entries]
         except (KeyError, ValidationError, TypeError, ValueError):
             return None
+        derived = {spec.id: e.get("derived") for (_, spec), e in zip(specs, entries)}
+        if self.derive and not all(_is_count_map(d) for d in derived.values()):
+            return None
+        return specs, (derived if self.derive else {})
 
     def _write_index(self, key: dict, specs: list[tuple[str, T]]) -> None:
         """Write the index atomically (temporary file, then os.replace); never fail the command."""
         import tempfile
 
-        text = json.dumps({"key": key, "entries": [{"file": name, "spec": spec.model_dump(mode="json")}
-                                                   for name, spec in specs]})
+        text = json.dumps({"key": key, "entries": [
+            {"file": name, "spec": spec.model_dump(mode="json"), "derived": self._derived.get(spec.id, {})}
+            for name, spec in specs]})
         tmp = None
         try:
             folder = self.index_path.parent
@@ -294,7 +318,15 @@ class Catalog:
 
 @cache
 def models() -> Catalog:
-    return Catalog(MODEL_SPECS_DIR, ModelSpec, "model")
+    return Catalog(MODEL_SPECS_DIR, ModelSpec, "model", derive=model_counts)
+
+
+def model_counts(spec: ModelSpec) -> dict[str, int]:
+    """Total and active (per token) parameters, counted tensor by tensor (planner.spec.tensors)."""
+    from planner.spec.tensors import active_parameter_count, parameter_count
+
+    params = parameter_count(spec)
+    return {"params": params, "active_params": active_parameter_count(spec) if spec.moe else params}
 
 
 @cache
