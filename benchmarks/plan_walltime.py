@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PLAN_JSON = ["plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--ctx", "4096", "--quant", "q4_k_m", "--json"]
+PLAN_JSON = ["plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--ctx", "4096", "--quant", "q4_k_m",
+             "--json"]
 
 # CPU seconds of PLAN_JSON before the fast-start work, and of a bare `python -c pass` in the same paired
 # run (commit d7c616c exported with `git archive`, run through --root; 2-core shared machine); the target
@@ -146,24 +147,28 @@ def main() -> None:
         for name in wanted:
             runs = max(3, args.runs // 3) if name == "check-1000" else args.runs
             r = results[name] = paired(cases[name], runs, env, tmp)
-            print(f"{name:<12} {r['wall_s']:7.3f}s {r['cpu_s']:7.3f}s {r['bare_wall_s']:9.3f}s {r['bare_cpu_s']:8.3f}s "
-                  f"{r['wall_ratio']:9.2f}x {r['cpu_ratio']:8.2f}x {r['excess_wall_s']:7.3f}s {r['excess_cpu_s']:7.3f}s")
+            print(f"{name:<12} {r['wall_s']:7.3f}s {r['cpu_s']:7.3f}s {r['bare_wall_s']:9.3f}s "
+                  f"{r['bare_cpu_s']:8.3f}s {r['wall_ratio']:9.2f}x {r['cpu_ratio']:8.2f}x "
+                  f"{r['excess_wall_s']:7.3f}s {r['excess_cpu_s']:7.3f}s")
         print()
         if "plan-json" in results:
             r = results["plan-json"]
             if BEFORE_PLAN_JSON_CPU_S:
                 before_ratio = BEFORE_PLAN_JSON_CPU_S / BEFORE_BARE_CPU_S
                 print(f"plan --json CPU: {r['cpu_ratio']:.2f}x bare python, before {before_ratio:.2f}x "
-                      f"(target <= {before_ratio / 2:.2f}x): {'ok' if r['cpu_ratio'] <= before_ratio / 2 else 'MISSED'}")
+                      f"(target <= {before_ratio / 2:.2f}x): "
+                      f"{'ok' if r['cpu_ratio'] <= before_ratio / 2 else 'MISSED'}")
             heavy = imported_heavy(cases["plan-json"], env, tmp)
             print(f"plan --json imports numpy/torch: {', '.join(heavy) or 'neither'}")
         # On a shared machine the wall time includes waiting for a core (compare bare python's wall and
         # CPU columns); on an idle one it is the CPU time. Both are judged, and printed.
-        for name, label, limit in (("models-json", "models --json", 0.3), ("check-1000", "check, 1,000 deployments", 3)):
+        targets = (("models-json", "models --json", 0.3), ("check-1000", "check, 1,000 deployments", 3))
+        for name, label, limit in targets:
             if name in results:
                 r = results[name]
                 print(f"{label}: wall {r['wall_s']:.3f}s {'ok' if r['wall_s'] <= limit else 'MISSED'}, "
-                      f"CPU {r['cpu_s']:.3f}s {'ok' if r['cpu_s'] <= limit else 'MISSED'} (target <= {limit} s)")
+                      f"CPU {r['cpu_s']:.3f}s {'ok' if r['cpu_s'] <= limit else 'MISSED'} "
+                      f"(target <= {limit} s)")
 
 
 if __name__ == "__main__":

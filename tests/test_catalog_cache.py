@@ -46,6 +46,15 @@ def from_files_only(monkeypatch) -> None:
     monkeypatch.setattr(catalog, "load_model_file", refuse)
 
 
+def counting_reads(monkeypatch) -> list[Path]:
+    """The YAML files read from now on."""
+    reads: list[Path] = []
+    real = catalog.load_model_file
+    monkeypatch.setattr(catalog, "load_model_file",
+                        lambda path, model: reads.append(path) or real(path, model))
+    return reads
+
+
 def bump(path: Path, text: str) -> None:
     """Rewrite a file and move its mtime forward (file systems with coarse timestamps)."""
     before = path.stat().st_mtime_ns
@@ -68,7 +77,8 @@ def test_a_changed_user_file_rebuilds_the_index(cache, specs, model_data):
     assert fresh(specs).get("tiny-two").architecture.max_context == 512
     import yaml
 
-    bump(specs / "tiny-two.yaml", yaml.safe_dump(model_data(id="tiny-two", aliases=["Tiny Two"], architecture={"max_context": 1024})))
+    changed = model_data(id="tiny-two", aliases=["Tiny Two"], architecture={"max_context": 1024})
+    bump(specs / "tiny-two.yaml", yaml.safe_dump(changed))
     assert fresh(specs).get("tiny-two").architecture.max_context == 1024
     assert fresh(specs).items["tiny-two"].architecture.max_context == 1024
 
@@ -107,9 +117,7 @@ def test_a_broken_user_file_is_reported_even_with_an_index(cache, specs):
 def test_a_new_planner_version_rebuilds_the_index(cache, specs, monkeypatch):
     fresh(specs).ids()
     monkeypatch.setattr(planner, "__version__", planner.__version__ + ".post1")
-    reads = []
-    real = catalog.load_model_file
-    monkeypatch.setattr(catalog, "load_model_file", lambda path, model: reads.append(path) or real(path, model))
+    reads = counting_reads(monkeypatch)
     assert fresh(specs).ids() == ["tiny-llama", "tiny-two"]
     assert len(reads) == 2
 
@@ -132,7 +140,15 @@ def _spoil_id(data: dict) -> None:
 
 
 def _spoil_counts(data: dict) -> None:
-    data["entries"][0]["derived"]["params"] = "many"
+    data["entries"][1]["derived"]["params"] = "many"
+
+
+def _drop_counts(data: dict) -> None:
+    data["entries"][1]["derived"] = {}
+
+
+def _change_first_count(data: dict) -> None:
+    data["entries"][0]["derived"]["params"] += 1
 
 
 def _spoil_files(data: dict) -> None:
@@ -143,8 +159,10 @@ def _spoil_alias(data: dict) -> None:
     data["entries"][1]["spec"]["aliases"] = ["tiny/Tiny-Llama"]
 
 
-@pytest.mark.parametrize("spoil", [_spoil_spec, _spoil_id, _spoil_counts, _spoil_files, _spoil_alias],
-                         ids=["invalid-spec", "id-not-file-name", "count-not-int", "entry-missing", "alias-clash"])
+@pytest.mark.parametrize("spoil", [_spoil_spec, _spoil_id, _spoil_counts, _drop_counts, _change_first_count,
+                                   _spoil_files, _spoil_alias],
+                         ids=["invalid-spec", "id-not-file-name", "count-not-int", "counts-missing",
+                              "count-changed", "entry-missing", "alias-clash"])
 def test_a_hostile_index_is_rebuilt_from_the_files(cache, specs, spoil):
     expected = fresh(specs)
     expected.ids()
@@ -154,7 +172,8 @@ def test_a_hostile_index_is_rebuilt_from_the_files(cache, specs, spoil):
     _write_index(cache, data)
     again = fresh(specs)
     assert again.items == expected.items
-    assert again.derived("tiny-llama") == expected.derived("tiny-llama")
+    for spec_id in ("tiny-llama", "tiny-two"):
+        assert again.derived(spec_id) == expected.derived(spec_id)
     assert _index(cache) == good  # rewritten from the files
 
 
@@ -170,9 +189,7 @@ def test_a_corrupt_or_truncated_index_is_rebuilt(cache, specs, garbage):
 def test_an_oversized_index_is_not_read(cache, specs, monkeypatch):
     expected = fresh(specs).items
     monkeypatch.setattr(catalog, "MAX_INDEX_BYTES", 10)
-    reads = []
-    real = catalog.load_model_file
-    monkeypatch.setattr(catalog, "load_model_file", lambda path, model: reads.append(path) or real(path, model))
+    reads = counting_reads(monkeypatch)
     assert fresh(specs).items == expected
     assert len(reads) == 2
 
@@ -229,7 +246,8 @@ def _planner(args: list[str], cache_dir: Path) -> subprocess.CompletedProcess:
 def test_commands_print_the_same_with_a_cold_a_warm_and_no_cache(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("x", encoding="utf-8")
-    for args in (["models", "--json"], ["plan", "-m", "Llama-3.1-8B", "-g", "RTX 4090", "-q", "q4_k_m", "--json"]):
+    plan = ["plan", "-m", "Llama-3.1-8B", "-g", "RTX 4090", "-q", "q4_k_m", "--json"]
+    for args in (["models", "--json"], plan):
         cold = _planner(args, tmp_path / "cache")
         warm = _planner(args, tmp_path / "cache")
         none = _planner(args, blocked / "cache")

@@ -176,7 +176,7 @@ class Catalog:
         self.folder = folder
         self.kind = kind
         self.model = model
-        self.derive = derive  # counts worth keeping in the index (a model's parameters: a walk of every tensor)
+        self.derive = derive  # counts worth keeping in the index (parameters: a walk over every tensor)
         self._items: dict[str, T] | None = None
         self._index: dict[str, str] = {}
         self._got: dict[str, T] = {}  # names already resolved by ``get``: a deploy file repeats them
@@ -203,7 +203,8 @@ class Catalog:
                 return
             except SpecFileError:
                 pass  # an index that breaks a catalog rule is not trusted; the files decide
-        specs = [(path.name, load_model_file(path, self.model)) for path in sorted(self.folder.glob("*.yaml"))]
+        files = sorted(self.folder.glob("*.yaml"))
+        specs = [(path.name, load_model_file(path, self.model)) for path in files]
         self._fill(specs)
         self._derived = {spec.id: self.derive(spec) for _, spec in specs} if self.derive else {}
         self._write_index(key, specs)
@@ -250,10 +251,17 @@ class Catalog:
             specs = [(e["file"], self.model.model_validate(e["spec"])) for e in entries]
         except (KeyError, ValidationError, TypeError, ValueError):
             return None
+        if not self.derive or not specs:
+            return specs, {}
         derived = {spec.id: e.get("derived") for (_, spec), e in zip(specs, entries)}
-        if self.derive and not all(_is_count_map(d) for d in derived.values()):
+        # Counts cannot be validated by a schema: the first one is recomputed (one spec, a few ms) and
+        # every entry must have the same keys, so a hand-edited or foreign index is caught.
+        first_id = specs[0][1].id
+        expected = self.derive(specs[0][1])
+        if derived[first_id] != expected or not all(
+                _is_count_map(d) and d.keys() == expected.keys() for d in derived.values()):
             return None
-        return specs, (derived if self.derive else {})
+        return specs, derived
 
     def _write_index(self, key: dict, specs: list[tuple[str, T]]) -> None:
         """Write the index atomically (temporary file, then os.replace); never fail the command."""
