@@ -1,6 +1,6 @@
 """Start-up cost of the commands users run most, as they run them: a fresh process each time.
 
-    python benchmarks/plan_walltime.py [--runs 15] [--only plan-json,models-json,check-1000] [--root DIR]
+    python benchmarks/plan_walltime.py [--runs 15] [--only typer+pydantic,plan-json,...] [--root DIR]
 
 Each round runs a bare ``python -c pass`` and the command back to back (the order alternates), so both
 see the same machine load; the figures printed are medians over rounds of the command's wall time, its
@@ -13,8 +13,10 @@ PYTHONPATH; ``--root`` names another checkout, e.g. an export of an older commit
 a private, pre-warmed cache folder (PLANNER_CACHE_DIR) and compiled bytecode (PYTHONPYCACHEPREFIX in a
 temporary folder, even when PYTHONDONTWRITEBYTECODE is set), as a user's second and later calls of an
 installed planner are. ``check-1000`` plans a generated deploy file of 1,000 deployments (the schema of
-examples/deploy-pass.yaml). The last lines check the targets of the fast-start work (docs/performance.md)
-and that ``plan`` imports neither numpy nor torch.
+examples/deploy-pass.yaml). ``typer+pydantic`` is the floor every command stands on: importing the two
+libraries and building one validator. Commands run in a temporary folder: ``python -m`` puts the working
+folder first on sys.path, so running from another checkout would measure that one. The last lines check
+the targets of the fast-start work (docs/performance.md) and that ``plan`` imports neither numpy nor torch.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ PLAN_JSON = ["plan", "--model", "llama3.1-8b", "--gpu", "rtx4090", "--ctx", "409
 # is at most half of it, compared as multiples of bare python so that machine speed cancels out.
 BEFORE_PLAN_JSON_CPU_S = 0.593
 BEFORE_BARE_CPU_S = 0.073
+
+FLOOR = "import typer._adapters, typer.main; from pydantic import BaseModel, TypeAdapter; TypeAdapter(int)"
 
 # (model, gpu, engine, quant, kv_dtype) combinations that every engine accepts, cycled through.
 _DEPLOYMENT_KINDS = [
@@ -124,7 +128,7 @@ def imported_heavy(argv: list[str], env: dict[str, str], cwd: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--only", default="plan-json,models-json,check-1000")
+    parser.add_argument("--only", default="typer+pydantic,plan-json,models-json,check-1000")
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose planner runs")
     args = parser.parse_args()
     wanted = args.only.split(",")
@@ -133,6 +137,8 @@ def main() -> None:
         deploy = Path(tmp) / "deploy-1000.yaml"
         deploy.write_text(deploy_file_text(1000), encoding="utf-8")
         cases = {
+            # The floor of any command: the two libraries planner keeps, imported, and one validator built.
+            "typer+pydantic": [sys.executable, "-c", FLOOR],
             "plan-json": [*py, *PLAN_JSON],
             "models-json": [*py, "models", "--json"],
             "check-1000": [*py, "check", str(deploy)],
@@ -142,12 +148,12 @@ def main() -> None:
                    PLANNER_CACHE_DIR=str(Path(tmp) / "cache"), PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"))
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         results = {}
-        print(f"{'command':<12} {'wall':>8} {'cpu':>8} {'bare wall':>10} {'bare cpu':>9} {'wall/bare':>10} "
+        print(f"{'command':<14} {'wall':>8} {'cpu':>8} {'bare wall':>10} {'bare cpu':>9} {'wall/bare':>10} "
               f"{'cpu/bare':>9} {'+wall':>8} {'+cpu':>8}   ({args.runs} paired runs, medians)")
         for name in wanted:
             runs = max(3, args.runs // 3) if name == "check-1000" else args.runs
             r = results[name] = paired(cases[name], runs, env, tmp)
-            print(f"{name:<12} {r['wall_s']:7.3f}s {r['cpu_s']:7.3f}s {r['bare_wall_s']:9.3f}s "
+            print(f"{name:<14} {r['wall_s']:7.3f}s {r['cpu_s']:7.3f}s {r['bare_wall_s']:9.3f}s "
                   f"{r['bare_cpu_s']:8.3f}s {r['wall_ratio']:9.2f}x {r['cpu_ratio']:8.2f}x "
                   f"{r['excess_wall_s']:7.3f}s {r['excess_cpu_s']:7.3f}s")
         print()
