@@ -5,6 +5,7 @@ out weights and adds up memory and time for it. Pure apart from reading spec fil
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,12 +56,26 @@ class Estimate(BaseModel):
     scenario: Scenario | None = Field(default=None, exclude=True, repr=False)
 
 
-def resolve_model(name: str) -> ResolvedModel:
-    from planner.spec import readers
+def _may_name_a_model_file(name: str) -> bool:
+    """False when ``readers.is_model_file`` would surely say no (not .gguf, not config.json, no folder), so
+    a catalog name never imports the file readers (docs/performance.md)."""
+    from pathlib import Path
 
-    if readers.is_model_file(name):
-        mf = readers.read_model_file(name)
-        return ResolvedModel(spec=mf.spec, layout=mf.layout, quant=mf.quant)
+    if name.lower().endswith(".gguf") or Path(name).name == "config.json":
+        return True
+    try:
+        return Path(name).is_dir()
+    except OSError:
+        return False
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    if _may_name_a_model_file(name):
+        from planner.spec import readers
+
+        if readers.is_model_file(name):
+            mf = readers.read_model_file(name)
+            return ResolvedModel(spec=mf.spec, layout=mf.layout, quant=mf.quant)
     return ResolvedModel(spec=catalog.load_model(name))
 
 
@@ -109,7 +124,7 @@ def deployment(
             f"{', '.join(ENGINE_KV_DTYPES[engine])}"
         )
     from_file = model.layout is not None and (model.quant is None or model.quant == quant.id)
-    layout = model.layout if from_file else weight_layout(model.spec, quant, engine)
+    layout = model.layout if from_file else _catalog_layout(model.spec, quant, engine)
     if parallel is None:
         parallel = "tp" if engine is Engine.vllm else "layer"
     if parallel == "tp" and engine.reads_gguf:
@@ -119,6 +134,13 @@ def deployment(
         layout=layout, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes, parallel=parallel,
         host=host, host_layers=host_layers, layout_from_file=from_file,
     )
+
+
+@lru_cache(maxsize=256)
+def _catalog_layout(spec: ModelSpec, quant: QuantFormat, engine: Engine) -> WeightLayout:
+    """``weight_layout``, once per (model, format, engine): it walks every tensor of the model, and a
+    deploy file or an offload bisection asks for the same layout many times (specs are frozen)."""
+    return weight_layout(spec, quant, engine)
 
 
 def _warnings(d: Deployment, mem: MemoryBreakdown) -> list[str]:

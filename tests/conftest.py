@@ -7,6 +7,8 @@ dict to the schema or write it to a file; ``make_model`` / ``make_hw`` validate 
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,9 @@ import pytest
 import yaml
 
 from planner.spec.schema import HardwareProfile, ModelSpec
+
+# The suite never touches the user's cache (catalog index, calibrations): it gets a folder of its own.
+os.environ["PLANNER_CACHE_DIR"] = tempfile.mkdtemp(prefix="planner-tests-")
 
 # A two-layer Llama with GQA (4 query heads, 2 KV heads of 16) and an untied head. Parameter count:
 #   token_embd 256 × 64 + output 256 × 64                              =  32,768

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.physics.efficiency import Efficiency
 from planner.errors import FieldError, InputError, SpecFileError
+from planner.spec import paths
 from planner.spec.safeio import check_nesting, read_text
 from planner.spec.schema import HardwareProfile
 
@@ -25,7 +26,8 @@ LOCAL = "local"
 
 
 class Calibration(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: most `plan` calls find no calibration, so its validator is built only when one is read
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     schema_version: int = 1
     device_key: str = Field(description="the hardware id this calibration applies to")
@@ -49,11 +51,8 @@ class Calibration(BaseModel):
 
 
 def cache_dir() -> Path:
-    """$PLANNER_CACHE_DIR, else $XDG_CACHE_HOME/planner, else ~/.cache/planner."""
-    if os.environ.get("PLANNER_CACHE_DIR"):
-        return Path(os.environ["PLANNER_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "planner"
+    """$PLANNER_CACHE_DIR, else $XDG_CACHE_HOME/planner, else ~/.cache/planner (planner.spec.paths)."""
+    return paths.cache_dir()
 
 
 def default_path(device_key: str, engine: str) -> Path:

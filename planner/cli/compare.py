@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
-from planner.views import compare as compare_view
 
 
 def compare_command(
@@ -57,6 +56,8 @@ def compare_command(
 
         print(md.compare(rows, model, ctx, engine))
     else:
+        from planner.views import compare as compare_view
+
         print(compare_view.text(rows, model, ctx, engine, concurrency))
     raise typer.Exit(EXIT_OK if any(r.fits for r in rows) else EXIT_FAIL)
 

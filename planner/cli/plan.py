@@ -28,12 +28,11 @@ def plan_command(
     plot: str | None = typer.Option(None, "--plot", help="write memory and speed against context to FILE.png"),
 ) -> None:
     """Memory (and speed) of MODEL on GPU; one row per quantization unless --quant is given."""
-    from planner.views import text as render
-    from planner.views import plan as plan_view
     from planner.errors import InputError
     from planner.estimate import plan, resolve
     from planner.calibrate.store import efficiency_for, is_local, local_device
     from planner.physics.workload import Workload
+    from planner.views import text as render
 
     if as_json and markdown:
         raise InputError("choose one of --json and --markdown")
@@ -60,8 +59,12 @@ def plan_command(
 
         print(md.plan(estimates))
     elif quant:
+        from planner.views import plan as plan_view
+
         print(plan_view.detail(estimates[0]))
     else:
+        from planner.views import plan as plan_view
+
         print(plan_view.summary(estimates))
     raise typer.Exit(EXIT_OK if any(e.memory.fits for e in estimates) else EXIT_FAIL)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
-from planner.views import recommend as recommend_view
 
 
 def recommend_command(
@@ -54,6 +53,8 @@ def recommend_command(
 
         print(md.recommend(result))
     else:
+        from planner.views import recommend as recommend_view
+
         print(recommend_view.text(result))
     raise typer.Exit(EXIT_OK if result.recommendations else EXIT_FAIL)
 

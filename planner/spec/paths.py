@@ -26,3 +26,12 @@ MODEL_SPECS_DIR = _shipped("models", "model_specs", "PLANNER_MODEL_SPECS")
 HARDWARE_DIR = _shipped("hardware", "hardware_profiles", "PLANNER_HARDWARE_PROFILES")
 EFFICIENCY_FILE = PACKAGE_DATA / "efficiency.yaml"
 MEASUREMENTS_FILE = PACKAGE_DATA / "measurements.csv"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder (calibrations, the catalog index): $PLANNER_CACHE_DIR, else
+    $XDG_CACHE_HOME/planner, else ~/.cache/planner. Read at each call, so tests and users can redirect it."""
+    if os.environ.get("PLANNER_CACHE_DIR"):
+        return Path(os.environ["PLANNER_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "planner"

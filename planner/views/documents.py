@@ -29,14 +29,13 @@ def compare_document(rows: Sequence) -> dict:
 def model_rows() -> list[dict]:
     """`models --json`: one row per catalog model with its parameter counts and trained context."""
     from planner.spec import catalog
-    from planner.spec.tensors import active_parameter_count, parameter_count
 
     rows = []
-    for spec in catalog.models().items.values():
-        params = parameter_count(spec)
-        active = active_parameter_count(spec) if spec.moe else params
-        rows.append({"id": spec.id, "name": spec.name, "aliases": list(spec.aliases), "params": params,
-                     "active_params": active, "max_context": spec.architecture.max_context,
+    models = catalog.models()
+    for spec in models.items.values():
+        counts = models.derived(spec.id)  # from the catalog index: counting walks every tensor
+        rows.append({"id": spec.id, "name": spec.name, "aliases": list(spec.aliases), "params": counts["params"],
+                     "active_params": counts["active_params"], "max_context": spec.architecture.max_context,
                      "family": spec.architecture.family.value})
     return rows
 
