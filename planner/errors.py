@@ -11,7 +11,32 @@ PlannerError
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+
+# C0 and C1 control characters and DEL: they would break a terminal line, a log or a parser downstream.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_NAME_CHARS = 120  # a name echoed in a message is cut to this, so a message stays one readable line
+MAX_MESSAGE_CHARS = 1000
+
+
+def strip_controls(text: str, keep: str = "") -> str:
+    """``text`` without control characters (those in ``keep``, e.g. newline and tab, stay)."""
+    return _CONTROL.sub(lambda m: m.group(0) if m.group(0) in keep else "", text)
+
+
+def clean_name(name: str, limit: int = MAX_NAME_CHARS) -> str:
+    """A name read from a file or a flag, made safe to echo: control characters shown as ``\\xNN``,
+    at most ``limit`` characters (the rest replaced by ``…``)."""
+    name = _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", str(name))
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A message as one line: line breaks become ``; ``, other control characters are dropped."""
+    text = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    text = strip_controls(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class PlannerError(Exception):
@@ -26,6 +51,7 @@ class UnknownNameError(InputError):
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         self.kind = kind
         self.name = name
+        name = clean_name(name)
         known = list(dict.fromkeys(known))  # already ranked by the caller, or a plain list of names
         close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=3, cutoff=0.5)
         by_lower = {k.lower(): k for k in known}
@@ -44,7 +70,7 @@ class SpecFileError(InputError):
         self.path = str(path)
         self.line = line
         self.column = column
-        where = self.path
+        where = clean_name(self.path, 300)
         if line is not None:
             where += f":{line}"
             if column is not None:

@@ -9,14 +9,14 @@ from functools import wraps
 import typer
 from pydantic import ValidationError
 
-from planner.errors import PlannerError
+from planner.errors import PlannerError, one_line, strip_controls
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT; never mistaken for "does not fit"
 
 
 def fail_input(message: str) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return typer.Exit(EXIT_INPUT)
 
 
@@ -34,12 +34,33 @@ def guarded(fn: Callable) -> Callable:
             field = ".".join(str(p) for p in first["loc"])
             raise fail_input(f"{field}: {first['msg']}" if field else first["msg"]) from None
         except ValueError as exc:
-            raise fail_input(str(exc).splitlines()[0] if str(exc) else "invalid value") from None
+            raise fail_input(str(exc) or "invalid value") from None
         except OSError as exc:  # e.g. a report or calibration file that cannot be written
             where = f"{exc.filename}: " if exc.filename else ""
             raise fail_input(f"{where}{exc.strerror or exc}") from None
+        except ArithmeticError as exc:  # OverflowError, ZeroDivisionError
+            # A number at the edge of its type that a bound missed: still bad input, never a traceback.
+            raise fail_input(f"a number in the input is out of range ({exc})") from None
+        except RecursionError:
+            raise fail_input("input nested too deeply") from None
 
     return wrapper
+
+
+class _CleanText:
+    """A text stream that drops control characters (ANSI escapes, carriage returns, NUL) on the way
+    out: names read from files reach tables and reports, and must not rewrite the reader's terminal
+    or log. Newlines and tabs pass."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(strip_controls(text, keep="\n\t"))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
@@ -47,18 +68,21 @@ def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
     # Typer >= 0.20 vendors click; its exceptions derive from typer.BadParameter's bases.
     usage_error = typer.BadParameter.__mro__[1]
     click_exception = typer.BadParameter.__mro__[2]
+    stdout = sys.stdout
+    sys.stdout = _CleanText(stdout)
     try:
         rv = typer_app(args=args, standalone_mode=False)
     except usage_error as exc:
-        message = (exc.format_message().splitlines() or ["invalid usage"])[0]
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(exc.format_message()) or 'invalid usage'}", file=sys.stderr)
         return EXIT_INPUT
     except click_exception as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(f"error: {one_line(exc.format_message())}", file=sys.stderr)
         return EXIT_INPUT
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        sys.stdout = stdout
     return rv if isinstance(rv, int) else EXIT_OK
 
 
