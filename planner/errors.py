@@ -68,6 +68,7 @@ class UnknownNameError(InputError):
 class SpecFileError(InputError):
     def __init__(self, path: str, message: str, line: int | None = None, column: int | None = None):
         self.path = str(path)
+        self.detail = message
         self.line = line
         self.column = column
         where = clean_name(self.path, 300)

@@ -143,6 +143,10 @@ def calibrate_command(
 
     if from_llama_bench and from_csv:
         raise InputError("give --from-llama-bench or --from-csv, not both")
+    if out:
+        from planner.spec.safeio import writable_target
+
+        writable_target(out, make_parents=True)  # refuse a folder or device before measuring for minutes
     if from_llama_bench:
         cals = _from_llama_bench(from_llama_bench, model, gpu)
     elif from_csv:

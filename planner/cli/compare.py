@@ -42,6 +42,11 @@ def compare_command(
         raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
     if gpus and all_devices:
         raise InputError("give --gpus or --all, not both")
+    if plot:
+        from planner.spec.safeio import remove_stale
+        from planner.views.plot import target as plot_target
+
+        remove_stale(plot_target(plot))  # refuse a folder or device before any work; no stale picture
     targets = Targets(min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e, headroom_fraction=headroom)
     rows = compare(model, device_ids(gpus, all_devices), engine, ctx, quant, kv_dtype, prompt, gen, concurrency,
                    targets, prefer, sort)

@@ -7,6 +7,7 @@ exhaust memory; a FIFO even blocks at open(). Everything that reads a user-suppl
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
@@ -49,6 +50,24 @@ def read_text(path: Path | str, limit: int, encoding: str = "utf-8") -> str:
         raise SpecFileError(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(path: Path | str, text: str) -> object:
+    """Strict JSON (RFC 8259): ``NaN``, ``Infinity`` and ``-Infinity`` are refused, nesting is bounded,
+    and errors name the file, line and column."""
+    check_nesting(path, text)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except ValueError as exc:
+        raise SpecFileError(str(path), f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise SpecFileError(str(path), "invalid JSON: nested too deeply") from None
+
+
 def check_nesting(path: Path | str, text: str, limit: int = MAX_NESTING) -> None:
     """Refuse flow nesting ('[', '{') or indentation deeper than ``limit`` levels before a parser recurses.
 
@@ -82,13 +101,14 @@ def _refuse(path: Path, why: str) -> InputError:
     return InputError(f"cannot write {clean_name(str(path))}: {why}")
 
 
-def writable_target(path: Path | str) -> Path:
+def writable_target(path: Path | str, make_parents: bool = False) -> Path:
     """The path a write to ``path`` lands on, after refusing what must never be replaced.
 
     Only regular files are written: an existing directory, device node, FIFO or socket is refused
     (``--out /dev/null`` must not replace the device, ``--plot DIR`` must not write ``DIR.png``
     beside it). A symlink to a regular file is followed, so the link stays a link. Call it before
-    the work starts to fail early; ``write_bytes_atomic`` calls it again."""
+    the work starts to fail early; ``write_bytes_atomic`` calls it again. With ``make_parents`` a
+    missing folder is fine (it is created when writing)."""
     raw = str(path)
     if not raw or raw.endswith(("/", os.sep)):
         raise _refuse(Path(raw or "."), "a directory")
@@ -103,7 +123,7 @@ def writable_target(path: Path | str) -> Path:
         kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (device, FIFO or socket)"
         raise _refuse(target, kind)
     parent = target.parent
-    if not parent.is_dir():
+    if not make_parents and not parent.is_dir():
         raise _refuse(target, f"folder {clean_name(str(parent))} does not exist")
     return target
 
