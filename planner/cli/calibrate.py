@@ -106,11 +106,11 @@ def _from_benchmark(device: str, quick: bool, model: str | None, as_json: bool) 
 
 def _print_json(cals: list, paths: list) -> None:
     """The saved calibrations as JSON: one object, or a list when there are several."""
-    import json
+    from planner.views.text import json_text
 
     rows = [{**c.model_dump(mode="json", exclude={"measurements"}), "path": str(p)}
             for c, p in zip(cals, paths)]
-    print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    print(json_text(rows[0] if len(rows) == 1 else rows))
 
 
 def _print_summary(cals: list, paths: list) -> None:
@@ -164,7 +164,7 @@ def calibrate_command(
 
 def detect_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """What GPU this machine has (NVML), matched to the hardware catalog; else what torch sees."""
-    import json
+    from planner.views.text import json_text
 
     from planner.spec import catalog
 
@@ -176,8 +176,8 @@ def detect_command(as_json: bool = typer.Option(False, "--json", help="machine-r
     gpus = [{**g.model_dump(mode="json"), "catalog_id": match_profile(g.name, known)} for g in result.gpus]
     fallback = None if gpus else torch_device_summary()
     if as_json:
-        print(json.dumps({"gpus": gpus, "message": result.message,
-                          "fallback": fallback.model_dump(mode="json") if fallback else None}, indent=2))
+        print(json_text({"gpus": gpus, "message": result.message,
+                          "fallback": fallback.model_dump(mode="json") if fallback else None}))
         return
     if not gpus:
         print(result.message or "no NVIDIA GPU detected")

@@ -9,7 +9,7 @@ from planner.cli.base import guarded
 
 def models_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the model catalog."""
-    import json
+    from planner.views.text import json_text
 
     from planner.spec import catalog
 
@@ -24,7 +24,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="machine-r
                      "active_params": active, "max_context": spec.architecture.max_context,
                      "family": spec.architecture.family.value})
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return
     print(render.table(
         [[r["id"], r["name"], f"{r['params'] / 1e9:.2f} B", f"{r['active_params'] / 1e9:.2f} B",
@@ -34,7 +34,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="machine-r
 
 def gpus_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the hardware catalog."""
-    import json
+    from planner.views.text import json_text
 
     from planner.spec import catalog
 
@@ -47,7 +47,7 @@ def gpus_command(as_json: bool = typer.Option(False, "--json", help="machine-rea
                      "bandwidth_bytes_per_s": hw.bandwidth_bytes_per_s,
                      "launch_usd": hw.price.launch_usd if hw.price else None})
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return
     print(render.table(
         [[r["id"], r["name"], r["kind"], render.gib(r["memory_bytes"]), f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",

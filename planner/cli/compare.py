@@ -30,7 +30,7 @@ def compare_command(
     plot: str | None = typer.Option(None, "--plot", help="write a bar chart per device to FILE.png"),
 ) -> None:
     """Compare devices for one workload: fits, best quant, speed, context, concurrency, GPUs, price."""
-    import json
+    from planner.views.text import json_text
 
     from planner.search.compare import compare, device_ids
     from planner.errors import InputError
@@ -55,7 +55,7 @@ def compare_command(
 
         plotting.compare_chart(rows, plot, title=f"{model}, ctx {ctx:,}, {engine}")
     if as_json:
-        print(json.dumps({"rows": [r.model_dump(mode="json") for r in rows]}, indent=2))
+        print(json_text({"rows": [r.model_dump(mode="json") for r in rows]}))
     elif markdown:
         from planner.views import markdown as md
 

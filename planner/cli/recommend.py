@@ -32,7 +32,7 @@ def recommend_command(
 ) -> None:
     """Search quant x KV dtype x context x concurrency (x offload, x GPUs) for settings that fit with
     headroom and meet every target; print the best and why the others were rejected."""
-    import json
+    from planner.views.text import json_text
 
     from planner.errors import InputError
     from planner.search.recommend import Targets, prepare, recommend
@@ -47,7 +47,7 @@ def recommend_command(
                 max_gpus=num_gpus, quant=quant, kv_dtype=kv_dtype, offload=offload, host=host)
     result = recommend(s, prefer, top)
     if as_json:
-        print(json.dumps(result.model_dump(mode="json"), indent=2))
+        print(json_text(result.model_dump(mode="json")))
     elif markdown:
         from planner.views import markdown as md
 
