@@ -50,7 +50,8 @@ def read_text(path: Path | str, limit: int, encoding: str = "utf-8") -> str:
         raise SpecFileError(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def _refuse_constant(name: str) -> float:
+def refuse_json_constant(name: str) -> float:
+    """``parse_constant`` for json.loads: NaN and Infinity are not JSON numbers (RFC 8259)."""
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -59,7 +60,7 @@ def parse_json(path: Path | str, text: str) -> object:
     and errors name the file, line and column."""
     check_nesting(path, text)
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=refuse_json_constant)
     except json.JSONDecodeError as exc:
         raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except ValueError as exc:
