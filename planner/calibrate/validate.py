@@ -22,7 +22,7 @@ from planner.spec.safeio import read_text
 COLUMNS = ["engine", "model", "quant", "gpu", "num_gpus", "batch", "prompt_tokens", "gen_tokens",
            "decode_tok_s", "prefill_tok_s", "source"]
 DEFAULT_DATA = MEASUREMENTS_FILE
-MAX_ROWS = 10_000  # about a millisecond per row: a hostile file stays within seconds
+MAX_ROWS = 10_000  # about 2 ms of CPU a row: a hostile file stays within tens of seconds
 MAX_CSV_BYTES = 50_000_000
 
 
