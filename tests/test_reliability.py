@@ -270,3 +270,20 @@ def test_a_calibration_for_another_device_is_refused(cli, tmp_path):
                             fit_median_abs_pct_error=1.0, n_fit=2, source="test"), tmp_path / "mac.json")
     line = one_error_line(cli("plan", "-m", "llama3.1-8b", "-g", "rtx4090", "-q", "q4_k_m", "--calibration", path))
     assert "was measured on m3-max, not rtx4090" in line
+
+
+def test_a_numpy_runtime_warning_is_one_line_exit_2_not_text_on_stderr(capsys):
+    import numpy as np
+    import typer
+
+    from planner.cli.base import guarded, run
+
+    app = typer.Typer()
+
+    @app.command()
+    @guarded
+    def overflow() -> None:
+        np.float64(1e308) * 10  # noqa: B018 - the overflow is the point
+
+    assert run(app, []) == 2
+    assert capsys.readouterr().err == "error: a number in the input is out of range (overflow encountered in scalar multiply)\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from functools import wraps
 
@@ -43,6 +44,8 @@ def guarded(fn: Callable) -> Callable:
             raise fail_input(f"a number in the input is out of range ({exc})") from None
         except RecursionError:
             raise fail_input("input nested too deeply") from None
+        except RuntimeWarning as exc:  # numpy overflow or invalid value, raised as an error by `run`
+            raise fail_input(f"a number in the input is out of range ({exc})") from None
 
     return wrapper
 
@@ -71,7 +74,11 @@ def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
     stdout = sys.stdout
     sys.stdout = _CleanText(stdout)
     try:
-        rv = typer_app(args=args, standalone_mode=False)
+        with warnings.catch_warnings():
+            # A numpy RuntimeWarning (overflow, division by zero, invalid value) means a number went out
+            # of range: it becomes bad input, exit 2 with one line, instead of text leaking to stderr.
+            warnings.filterwarnings("error", category=RuntimeWarning)
+            rv = typer_app(args=args, standalone_mode=False)
     except usage_error as exc:
         print(f"error: {one_line(exc.format_message()) or 'invalid usage'}", file=sys.stderr)
         return EXIT_INPUT
