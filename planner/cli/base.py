@@ -16,6 +16,11 @@ EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT; never mistaken for "does not fit"
 
 
+# Fields of the library's input models that a flag sets directly, so an error names the flag.
+FLAGS = {"max_ttft_s": "--max-ttft", "max_e2e_s": "--max-e2e", "min_tok_s": "--min-tok-s", "min_ctx": "--min-ctx",
+         "headroom_fraction": "--headroom"}
+
+
 def fail_input(message: str) -> typer.Exit:
     print(f"error: {one_line(message)}", file=sys.stderr)
     return typer.Exit(EXIT_INPUT)
@@ -33,6 +38,7 @@ def guarded(fn: Callable) -> Callable:
         except ValidationError as exc:  # a workload built from flags out of range
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
+            field = FLAGS.get(field, field)
             raise fail_input(f"{field}: {first['msg']}" if field else first["msg"]) from None
         except ValueError as exc:
             raise fail_input(str(exc) or "invalid value") from None
