@@ -4,6 +4,7 @@ out weights and adds up memory and time for it. Pure apart from reading spec fil
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -218,13 +219,34 @@ def estimate(d: Deployment, efficiency: Efficiency | None = None) -> Estimate:
     if d.engine.reads_gguf and d.hardware.kind is not DeviceKind.cpu:
         offload = Offload(host_layers=d.host_layers, gpu_layers=n - d.host_layers, ngl=n - d.host_layers + 1,
                           host=(d.host.id if d.host else DEFAULT_HOST))
-    return Estimate(
+    return check_finite(Estimate(
         model=d.model.id, gpu=d.hardware.id, engine=d.engine.value, quant=d.quant.id, kv_dtype=d.kv_dtype.id,
         ctx=d.workload.ctx, batch=d.workload.batch, prompt_tokens=d.workload.prompt_tokens,
         gen_tokens=d.workload.gen_tokens, num_gpus=d.num_gpus, memory=mem, performance=perf, offload=offload,
         parallelism=parallelism(d) if d.num_gpus > 1 else None,
         warnings=_warnings(d, mem), deployment=d,
-    )
+    ))
+
+
+def _first_non_finite(data, path: str = "") -> str | None:
+    """Dotted path of the first NaN or infinite number in a dumped result, else None."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else path
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        found = _first_non_finite(value, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
+def check_finite(e: Estimate) -> Estimate:
+    """Every derived quantity is checked before it is used or printed: a NaN or infinity means an input
+    slipped past its bounds, which is bad input, never a result."""
+    bad = _first_non_finite(e.model_dump())
+    if bad:
+        raise InputError(f"{e.model} on {e.gpu}: {bad} is not a finite number (an input is out of range)")
+    return e
 
 
 def fewest_host_layers(make: Callable[[int], Deployment]) -> int | None:

@@ -77,7 +77,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(cal_mod.os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match=f"cannot write {path}: No space left on device"):  # names the path
         save(make_calibration(engine="vllm"), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cal.json"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from planner.errors import InputError, clean_name
 from planner.spec import catalog
 from planner.calibrate.store import LOCAL, Calibration
 from planner.physics.efficiency import default_efficiency
@@ -123,12 +124,21 @@ def split_heldout(obs: list[Observation]) -> tuple[list[Observation], list[Obser
     return [o for o in obs if o not in held], held
 
 
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
 def calibrate_with_benchmark(device: str = "auto", quick: bool = False, model: str | None = None,
                              progress: Callable[[str], None] | None = None) -> tuple[Calibration, object]:
-    from planner.kernels.decode_bench import run_suite
-
+    if device not in DEVICES:
+        raise InputError(f"unknown --device '{clean_name(device)}'; choose one of: {', '.join(DEVICES)}")
     dims = dims_for_model(catalog.load_model(model)) if model else None
-    suite = run_suite(device=device, quick=quick, dims=dims, progress=progress)
+    try:
+        from planner.kernels.decode_bench import run_suite
+
+        suite = run_suite(device=device, quick=quick, dims=dims, progress=progress)
+    except ImportError:
+        raise InputError("the built-in benchmark needs PyTorch: pip install 'planner[bench]' (or calibrate "
+                         "from measurements with --from-llama-bench or --from-csv)") from None
     key, hw, stored = device_profile(suite)
     obs = observations(suite, hw)
     train, held = split_heldout(obs)

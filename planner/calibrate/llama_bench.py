@@ -8,17 +8,18 @@ second (tools/llama-bench/README.md, "Output formats"). The model is named by ``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from planner.spec import catalog
 from planner.errors import FieldError, InputError, SpecFileError
 from planner.calibrate.fit import Observation
-from planner.spec.safeio import check_nesting, read_text
+from planner.spec.safeio import check_nesting, parse_json, read_text
 
 MAX_BYTES = 20_000_000
+MAX_RESULTS = 10_000  # a llama-bench run has tens of tests; more is not a benchmark output
+MAX_TOKENS_PER_S = 10_000_000.0  # far above any device (prompt processing peaks near 10^5 tok/s)
 
 # llama_model_ftype_name() strings (src/llama-model-loader.cpp) → planner quant ids.
 FTYPE_NAMES = {
@@ -33,15 +34,21 @@ class BenchResult(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    model_type: str = ""
-    model_n_params: int = Field(default=0, ge=0)
-    gpu_info: str = ""
-    n_prompt: int = Field(ge=0, le=10_000_000)
-    n_gen: int = Field(ge=0, le=10_000_000)
-    n_depth: int = Field(default=0, ge=0, le=10_000_000)
-    n_gpu_layers: int = 99
-    type_k: str = "f16"
-    avg_ts: float = Field(gt=0, allow_inf_nan=False)
+    model_type: str = Field(default="", max_length=500)
+    model_n_params: int = Field(default=0, ge=0, le=10**15, strict=True)
+    gpu_info: str = Field(default="", max_length=2000)
+    n_prompt: int = Field(ge=0, le=10_000_000, strict=True)
+    n_gen: int = Field(ge=0, le=10_000_000, strict=True)
+    n_depth: int = Field(default=0, ge=0, le=10_000_000, strict=True)
+    n_gpu_layers: int = Field(default=99, ge=-1, le=100_000, strict=True)
+    type_k: str = Field(default="f16", max_length=50)
+    avg_ts: float = Field(gt=0, le=MAX_TOKENS_PER_S, allow_inf_nan=False, strict=True)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> BenchResult:
+        if self.n_prompt == 0 and self.n_gen == 0:
+            raise ValueError("a test with n_prompt 0 and n_gen 0 measured no tokens")
+        return self
 
 
 def read_llama_bench(path: Path | str) -> list[BenchResult]:
@@ -49,21 +56,24 @@ def read_llama_bench(path: Path | str) -> list[BenchResult]:
     text = read_text(path, MAX_BYTES)
     check_nesting(path, text)
     stripped = text.lstrip()
-    try:
-        if stripped.startswith("["):
-            items = json.loads(text)
-            lines = [None] * len(items)
-        else:  # JSONL: one object per non-empty line
-            items, lines = [], []
-            for i, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    try:
-                        items.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", i, exc.colno) from None
-                    lines.append(i)
-    except json.JSONDecodeError as exc:
-        raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    if stripped.startswith("["):
+        items = parse_json(path, text)
+        lines = [None] * len(items)
+    else:  # JSONL: one object per non-empty line
+        items, lines = [], []
+        for i, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    items.append(parse_json(path, line))
+                except SpecFileError as exc:
+                    raise SpecFileError(str(path), exc.detail, i, exc.column) from None
+                lines.append(i)
+                if len(items) > MAX_RESULTS:
+                    break
+    if not isinstance(items, list):
+        raise SpecFileError(str(path), "expected a list of llama-bench result objects")
+    if len(items) > MAX_RESULTS:
+        raise SpecFileError(str(path), f"{len(items):,} results; at most {MAX_RESULTS:,} are read")
     out = []
     for item, line in zip(items, lines):
         if not isinstance(item, dict):
@@ -72,7 +82,8 @@ def read_llama_bench(path: Path | str) -> list[BenchResult]:
             out.append(BenchResult.model_validate(item))
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise SpecFileError(str(path), f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", line) from None
+            field = ".".join(str(p) for p in first["loc"])
+            raise SpecFileError(str(path), f"{field + ': ' if field else ''}{first['msg']}", line) from None
     if not out:
         raise SpecFileError(str(path), "no llama-bench results in the file")
     return out

@@ -7,32 +7,30 @@ written atomically, and read back as untrusted input (size cap, schema validatio
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.physics.efficiency import Efficiency
-from planner.errors import FieldError, InputError, SpecFileError
+from planner.errors import FieldError, InputError, SpecFileError, clean_name
 from planner.spec import paths
-from planner.spec.safeio import check_nesting, read_text
+from planner.spec.safeio import check_nesting, parse_json, read_text
 from planner.spec.schema import HardwareProfile
 
 MAX_CALIBRATION_BYTES = 5_000_000
 LOCAL = "local"
+MAX_MEASUREMENTS = 100_000
 
 
 class Calibration(BaseModel):
     # defer_build: most `plan` calls find no calibration, so its validator is built only when one is read
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
-    schema_version: int = 1
-    device_key: str = Field(description="the hardware id this calibration applies to")
-    device_name: str
-    engine: str
+    schema_version: int = Field(default=1, ge=1, le=1, strict=True)
+    device_key: str = Field(max_length=100, description="the hardware id this calibration applies to")
+    device_name: str = Field(max_length=200)
+    engine: str = Field(max_length=50)
     hardware: HardwareProfile | None = Field(
         default=None, description="the measured device itself, for devices not in the catalog (local CPU)")
     torch_version: str | None = None
@@ -41,12 +39,12 @@ class Calibration(BaseModel):
     dtype: str | None = None
     shapes: list[dict] = Field(default_factory=list)
     efficiency: Efficiency
-    fit_median_abs_pct_error: float
-    heldout_median_abs_pct_error: float | None = None
-    n_fit: int
-    n_heldout: int = 0
-    measurements: list[dict] = Field(default_factory=list)
-    source: str
+    fit_median_abs_pct_error: float = Field(ge=0, le=1e6)
+    heldout_median_abs_pct_error: float | None = Field(default=None, ge=0, le=1e6)
+    n_fit: int = Field(ge=0, le=MAX_MEASUREMENTS, strict=True)
+    n_heldout: int = Field(default=0, ge=0, le=MAX_MEASUREMENTS, strict=True)
+    measurements: list[dict] = Field(default_factory=list, max_length=MAX_MEASUREMENTS)
+    source: str = Field(max_length=2000)
     created_utc: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -60,28 +58,18 @@ def default_path(device_key: str, engine: str) -> Path:
 
 
 def save(cal: Calibration, path: Path | str | None = None) -> Path:
-    """Write atomically: a temporary file in the same folder, then os.replace."""
-    path = Path(path) if path else default_path(cal.device_key, cal.engine)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(cal.model_dump_json(indent=2))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write through the one safe writer (regular files only, temporary file then rename)."""
+    from planner.spec.safeio import write_text_atomic
+
+    return write_text_atomic(path or default_path(cal.device_key, cal.engine), cal.model_dump_json(indent=2),
+                             make_parents=True)
 
 
 def load(path: Path | str) -> Calibration:
     path = Path(path)
     text = read_text(path, MAX_CALIBRATION_BYTES)
     check_nesting(path, text)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecFileError(str(path), f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    data = parse_json(path, text)
     try:
         return Calibration.model_validate(data)
     except ValidationError as exc:
@@ -109,6 +97,10 @@ def efficiency_for(gpu: str, engine: str, path: str | None) -> Efficiency | None
         cal = load(path)
         if get_engine(cal.engine).value != eng:
             raise InputError(f"calibration {path} was measured for engine {cal.engine}, not {eng}")
+        key = _hardware_key(gpu)
+        if key != LOCAL and cal.device_key != key:
+            raise InputError(f"calibration {path} was measured on {clean_name(cal.device_key)}, not {key}; "
+                             "a calibration applies only to the device it was measured on")
         return cal.efficiency
     candidate = default_path(_hardware_key(gpu), eng)
     if candidate.is_file():

@@ -22,24 +22,24 @@ from planner.spec.safeio import read_text
 COLUMNS = ["engine", "model", "quant", "gpu", "num_gpus", "batch", "prompt_tokens", "gen_tokens",
            "decode_tok_s", "prefill_tok_s", "source"]
 DEFAULT_DATA = MEASUREMENTS_FILE
-MAX_ROWS = 100_000
+MAX_ROWS = 10_000  # about 2 ms of CPU a row: a hostile file stays within tens of seconds
 MAX_CSV_BYTES = 50_000_000
 
 
 class Measurement(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    engine: str
-    model: str
-    quant: str
-    gpu: str
+    engine: str = Field(max_length=50)
+    model: str = Field(max_length=500)
+    quant: str = Field(max_length=50)
+    gpu: str = Field(max_length=500)
     num_gpus: int = Field(ge=1, le=4096)
     batch: int = Field(ge=1, le=100_000)
     prompt_tokens: int = Field(ge=0, le=10_000_000)
     gen_tokens: int = Field(ge=0, le=10_000_000)
     decode_tok_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     prefill_tok_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    source: str = ""
+    source: str = Field(default="", max_length=2000)
 
 
 class ValidationRow(Measurement):
@@ -157,6 +157,10 @@ def summarize(rows: list[ValidationRow]) -> list[ErrorSummary]:
 
 
 def validate(path: Path | str = DEFAULT_DATA, efficiency=None) -> ValidationReport:
+    from planner.spec import catalog
+
+    # Index both catalogs once, so each row is a dictionary lookup rather than a spec file parse.
+    catalog.models().items, catalog.hardware().items  # noqa: B018
     rows = []
     for i, m in read_measurements_with_lines(path):
         try:

@@ -4,6 +4,12 @@ Exit codes (a public contract, see README): 0 fine, 1 evaluated and does not fit
 2 bad input (one line on stderr, never a traceback).
 """
 
-from planner.cli.app import EXIT_FAIL, EXIT_INPUT, EXIT_OK, app, fail_input, guarded, main, plan_main, run
+import sys
+
+try:
+    from planner.cli.app import EXIT_FAIL, EXIT_INPUT, EXIT_OK, app, fail_input, guarded, main, plan_main, run
+except KeyboardInterrupt:  # Ctrl-C while the command line loads: the same answer as during the work
+    print("error: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 __all__ = ["EXIT_FAIL", "EXIT_INPUT", "EXIT_OK", "app", "fail_input", "guarded", "main", "plan_main", "run"]

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from functools import wraps
 
 import typer
 
-from planner.errors import PlannerError, input_error_message
+from planner.errors import PlannerError, input_error_message, one_line, strip_controls
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT; never mistaken for "does not fit"
 
 
 def fail_input(message: str) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return typer.Exit(EXIT_INPUT)
 
 
@@ -26,10 +27,27 @@ def guarded(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (PlannerError, ValueError, OSError) as exc:  # ValueError covers pydantic's ValidationError
+        except (PlannerError, ValueError, OSError, ArithmeticError, RecursionError, RuntimeWarning) as exc:
+            # ValueError covers pydantic's ValidationError; the others are numbers or nesting out of range
             raise fail_input(input_error_message(exc)) from None
 
     return wrapper
+
+
+class _CleanText:
+    """A text stream that drops control characters (ANSI escapes, carriage returns, NUL) on the way
+    out: names read from files reach tables and reports, and must not rewrite the reader's terminal
+    or log. Newlines and tabs pass."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(strip_controls(text, keep="\n\t"))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
@@ -37,18 +55,25 @@ def run(typer_app: typer.Typer, args: list[str] | None = None) -> int:
     # Typer >= 0.20 vendors click; its exceptions derive from typer.BadParameter's bases.
     usage_error = typer.BadParameter.__mro__[1]
     click_exception = typer.BadParameter.__mro__[2]
+    stdout = sys.stdout
+    sys.stdout = _CleanText(stdout)
     try:
-        rv = typer_app(args=args, standalone_mode=False)
+        with warnings.catch_warnings():
+            # A numpy RuntimeWarning (overflow, division by zero, invalid value) means a number went out
+            # of range: it becomes bad input, exit 2 with one line, instead of text leaking to stderr.
+            warnings.filterwarnings("error", category=RuntimeWarning)
+            rv = typer_app(args=args, standalone_mode=False)
     except usage_error as exc:
-        message = (exc.format_message().splitlines() or ["invalid usage"])[0]
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(exc.format_message()) or 'invalid usage'}", file=sys.stderr)
         return EXIT_INPUT
     except click_exception as exc:
-        print(f"error: {exc.format_message()}", file=sys.stderr)
+        print(f"error: {one_line(exc.format_message())}", file=sys.stderr)
         return EXIT_INPUT
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        sys.stdout = stdout
     return rv if isinstance(rv, int) else EXIT_OK
 
 

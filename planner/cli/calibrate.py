@@ -106,11 +106,11 @@ def _from_benchmark(device: str, quick: bool, model: str | None, as_json: bool) 
 
 def _print_json(cals: list, paths: list) -> None:
     """The saved calibrations as JSON: one object, or a list when there are several."""
-    import json
+    from planner.views.text import json_text
 
     rows = [{**c.model_dump(mode="json", exclude={"measurements"}), "path": str(p)}
             for c, p in zip(cals, paths)]
-    print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    print(json_text(rows[0] if len(rows) == 1 else rows))
 
 
 def _print_summary(cals: list, paths: list) -> None:
@@ -143,6 +143,10 @@ def calibrate_command(
 
     if from_llama_bench and from_csv:
         raise InputError("give --from-llama-bench or --from-csv, not both")
+    if out:
+        from planner.spec.safeio import writable_target
+
+        writable_target(out, make_parents=True)  # refuse a folder or device before measuring for minutes
     if from_llama_bench:
         cals = _from_llama_bench(from_llama_bench, model, gpu)
     elif from_csv:
@@ -160,7 +164,7 @@ def calibrate_command(
 
 def detect_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """What GPU this machine has (NVML), matched to the hardware catalog; else what torch sees."""
-    import json
+    from planner.views.text import json_text
 
     from planner.spec import catalog
 
@@ -172,8 +176,8 @@ def detect_command(as_json: bool = typer.Option(False, "--json", help="machine-r
     gpus = [{**g.model_dump(mode="json"), "catalog_id": match_profile(g.name, known)} for g in result.gpus]
     fallback = None if gpus else torch_device_summary()
     if as_json:
-        print(json.dumps({"gpus": gpus, "message": result.message,
-                          "fallback": fallback.model_dump(mode="json") if fallback else None}, indent=2))
+        print(json_text({"gpus": gpus, "message": result.message,
+                          "fallback": fallback.model_dump(mode="json") if fallback else None}))
         return
     if not gpus:
         print(result.message or "no NVIDIA GPU detected")

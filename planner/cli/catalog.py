@@ -9,12 +9,14 @@ from planner.cli.base import guarded
 
 def models_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the model catalog."""
+    from planner.views.text import json_text
+
     from planner.views import text as render
     from planner.views.documents import model_rows
 
     rows = model_rows()
     if as_json:
-        print(render.to_json(rows))
+        print(json_text(rows))
         return
     print(render.table(
         [[r["id"], r["name"], f"{r['params'] / 1e9:.2f} B", f"{r['active_params'] / 1e9:.2f} B",
@@ -24,12 +26,14 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="machine-r
 
 def gpus_command(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """List the hardware catalog."""
+    from planner.views.text import json_text
+
     from planner.views import text as render
     from planner.views.documents import gpu_rows
 
     rows = gpu_rows()
     if as_json:
-        print(render.to_json(rows))
+        print(json_text(rows))
         return
     print(render.table(
         [[r["id"], r["name"], r["kind"], render.gib(r["memory_bytes"]), f"{r['bandwidth_bytes_per_s'] / 1e9:,.0f}",

@@ -29,6 +29,8 @@ def compare_command(
     plot: str | None = typer.Option(None, "--plot", help="write a bar chart per device to FILE.png"),
 ) -> None:
     """Compare devices for one workload: fits, best quant, speed, context, concurrency, GPUs, price."""
+    from planner.views.text import json_text
+
     from planner.search.compare import compare, device_ids
     from planner.errors import InputError
     from planner.search.recommend import Targets
@@ -39,6 +41,11 @@ def compare_command(
         raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
     if gpus and all_devices:
         raise InputError("give --gpus or --all, not both")
+    if plot:
+        from planner.spec.safeio import remove_stale
+        from planner.views.plot import target as plot_target
+
+        remove_stale(plot_target(plot))  # refuse a folder or device before any work; no stale picture
     targets = Targets(min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e, headroom_fraction=headroom)
     rows = compare(model, device_ids(gpus, all_devices), engine, ctx, quant, kv_dtype, prompt, gen, concurrency,
                    targets, prefer, sort)
@@ -48,9 +55,8 @@ def compare_command(
         plotting.compare_chart(rows, plot, title=f"{model}, ctx {ctx:,}, {engine}")
     if as_json:
         from planner.views.documents import compare_document
-        from planner.views.text import to_json
 
-        print(to_json(compare_document(rows)))
+        print(json_text(compare_document(rows)))
     elif markdown:
         from planner.views import markdown as md
 

@@ -38,6 +38,11 @@ def plan_command(
         raise InputError("choose one of --json and --markdown")
     if parallel is not None and parallel not in ("tp", "pp", "layer"):
         raise InputError(f"--parallel takes tp, pp or layer, not '{parallel}'")
+    if plot:
+        from planner.spec.safeio import remove_stale
+        from planner.views.plot import target as plot_target
+
+        remove_stale(plot_target(plot))  # refuse a folder or device before any work; no stale picture
     workload = Workload(ctx=ctx, batch=batch, prompt_tokens=prompt, gen_tokens=gen)
     device = local_device(calibration) if is_local(gpu) else gpu
     efficiency = efficiency_for(gpu if calibration else getattr(device, "id", device), engine, calibration)

@@ -31,6 +31,8 @@ def recommend_command(
 ) -> None:
     """Search quant x KV dtype x context x concurrency (x offload, x GPUs) for settings that fit with
     headroom and meet every target; print the best and why the others were rejected."""
+    from planner.views.text import json_text
+
     from planner.errors import InputError
     from planner.search.recommend import Targets, prepare, recommend
 
@@ -45,9 +47,8 @@ def recommend_command(
     result = recommend(s, prefer, top)
     if as_json:
         from planner.views.documents import recommend_document
-        from planner.views.text import to_json
 
-        print(to_json(recommend_document(result)))
+        print(json_text(recommend_document(result)))
     elif markdown:
         from planner.views import markdown as md
 

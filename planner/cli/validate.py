@@ -13,15 +13,15 @@ def validate_command(
     rows: bool = typer.Option(True, "--rows/--summary-only", help="print every row, or only the summary"),
 ) -> None:
     """Compare predicted decode and prefill speed with measured ones; median and p90 absolute % error."""
-    import json
+    from planner.views.text import json_text
 
     from planner.views import text as render
     from planner.calibrate.validate import DEFAULT_DATA, validate
 
     report = validate(data or DEFAULT_DATA)
     if as_json:
-        print(json.dumps({"rows": [r.model_dump(mode="json") for r in report.rows],
-                          "summary": [s.model_dump(mode="json") for s in report.summary]}, indent=2))
+        print(json_text({"rows": [r.model_dump(mode="json") for r in report.rows],
+                          "summary": [s.model_dump(mode="json") for s in report.summary]}))
         return
     if rows:
         print(render.table(

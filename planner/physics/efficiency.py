@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.physics.quant import Engine, QuantFormat
 from planner.spec.paths import EFFICIENCY_FILE
@@ -14,13 +14,19 @@ from planner.spec.schema import HardwareProfile
 DATA_FILE = EFFICIENCY_FILE
 
 
-class Efficiency(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# A fraction of a peak (bandwidth or FLOP/s): above 0, at most 1. A negative or larger value would make
+# planner promise more than the hardware limit.
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+FractionTable = Annotated[dict[Annotated[str, Field(max_length=32)], Fraction], Field(min_length=1, max_length=32)]
 
-    weight_bandwidth: dict[str, float]
+
+class Efficiency(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    weight_bandwidth: FractionTable
     kv_bandwidth: float = Field(gt=0, le=1)
-    compute: dict[str, float]
-    decode_compute: dict[str, float] | None = Field(
+    compute: FractionTable
+    decode_compute: FractionTable | None = Field(
         default=None, description="small-batch GEMM efficiency in decode steps, when it differs from prefill's")
     step_overhead_s: float = Field(ge=0, le=1)
     layer_overhead_s: float = Field(default=0.0, ge=0, le=0.1, description="per decoder layer per step")
@@ -33,10 +39,16 @@ class Efficiency(BaseModel):
         default=None, description="llama.cpp prefill: share of the FP16 tensor FLOP per SM-cycle reached, per family")
     score_bytes_per_pair_head: float | None = Field(
         default=None, ge=0, le=1000, description="attention-score bytes per (query, key) pair per head, no flash attn")
-    source: str
+    source: str = Field(max_length=2000)
     origin: Literal["default", "calibrated"] = "default"
-    error_band: tuple[float, float] | None = Field(
+    error_band: tuple[Annotated[float, Field(gt=0, le=100)], Annotated[float, Field(gt=0, le=100)]] | None = Field(
         default=None, description="(low, high) measured/predicted decode ratio on held-out runs of a calibration")
+
+    @model_validator(mode="after")
+    def _band_in_order(self) -> Efficiency:
+        if self.error_band is not None and self.error_band[0] > self.error_band[1]:
+            raise ValueError(f"error_band low {self.error_band[0]:g} exceeds high {self.error_band[1]:g}")
+        return self
 
     def weight_eff(self, quant: QuantFormat) -> float:
         return _family_value(self.weight_bandwidth, quant.family)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from planner.spec.layout import WeightLayout
 from planner.physics.quant import Engine, QuantFormat, tensor_bytes
 from planner.spec.schema import ModelSpec
 from planner.spec.tensors import Role, parameter_count, tensor_inventory
 
 
+@lru_cache(maxsize=256)  # pure and frozen in, frozen out: `validate` and searches ask for the same layouts
 def weight_layout(spec: ModelSpec, quant: QuantFormat, engine: Engine) -> WeightLayout:
     """Σ over tensors of n_elements × bits(type)/8, per tensor group (never params × nominal bits).
 

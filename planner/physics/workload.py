@@ -25,6 +25,26 @@ class Workload(BaseModel):
     gen_tokens: int = Field(default=256, ge=1, le=100_000_000)
 
 
+def layout_problem(model: ModelSpec, tp: int, pp: int) -> str | None:
+    """Why an engine would refuse this split of ``model``, or None when it can run.
+
+    Tensor parallelism gives each rank whole attention heads: vLLM asserts that the attention heads
+    divide by the TP size, and that the KV heads divide by it (or, with fewer KV heads than ranks, that
+    the TP size divides by them, each KV head then replicated). MLA caches one latent per layer, so only
+    the query heads count. A pipeline stage needs at least one decoder layer (vLLM's
+    get_pp_indices; llama.cpp's layer split leaves a GPU idle otherwise)."""
+    a = model.architecture
+    if tp > 1:
+        if a.n_heads % tp:
+            return f"{a.n_heads} attention heads do not split evenly over tensor-parallel size {tp}"
+        kv = a.n_kv_heads
+        if model.mla is None and (kv % tp if kv >= tp else tp % kv):
+            return f"{kv} KV heads do not split evenly over tensor-parallel size {tp}"
+    if pp > a.n_layers:
+        return f"{pp} pipeline stages exceed the model's {a.n_layers} layers"
+    return None
+
+
 class Deployment(BaseModel):
     """A model in a format, on hardware, under an engine: everything an estimate needs."""
 
@@ -53,6 +73,9 @@ class Deployment(BaseModel):
             raise FieldError(f"{{num_gpus}} {self.num_gpus} is not divisible by {{nodes}} {self.nodes}", "num_gpus", "nodes")
         if self.hardware.kind is DeviceKind.cpu and self.num_gpus > 1:
             raise FieldError(f"'{self.hardware.id}' is a CPU host profile; {{num_gpus}} must be 1", "num_gpus")
+        problem = layout_problem(self.model, self.tp, self.pp)
+        if problem:
+            raise InputError(f"{self.model.id} cannot run on {self.num_gpus} GPUs this way: {problem}")
         return self
 
     @property

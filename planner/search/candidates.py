@@ -18,6 +18,7 @@ from planner.search.types import (
     CONSTRAINTS,
     CTX_STEP,
     FEASIBLE,
+    MAX_CTX_POINTS,
     MAX_CONCURRENCY,
     Config,
     Miss,
@@ -26,11 +27,41 @@ from planner.search.types import (
 )
 
 
+def ctx_ceiling(s: Search) -> int:
+    """The largest context any candidate could hold, so the grid is sized by memory, not by the model's
+    claim (a trained context of 10^8 must not cost minutes and gigabytes): one sequence's cache in the
+    full-attention layers, in the smallest KV dtype searched, must fit in all the memory there is (every
+    GPU, plus the host when layers may be offloaded). Never above the trained context; never below
+    the context the targets need (that one is always evaluated)."""
+    from planner.errors import InputError
+    from planner.estimate import ENGINE_KV_DTYPES
+    from planner.physics.kvcache import get_kv_dtype, kv_bytes_per_token_layer, n_global_layers
+
+    spec = s.resolved.spec
+    top = spec.architecture.max_context
+    n_global = n_global_layers(spec)
+    if n_global == 0:  # sliding-window layers only: the cache stops growing at the window
+        return top
+    sizes = []
+    for name in s.kv_dtypes or list(ENGINE_KV_DTYPES[s.engine]):
+        try:
+            sizes.append(kv_bytes_per_token_layer(spec, get_kv_dtype(name)))
+        except InputError:
+            continue
+    if not sizes:
+        return top
+    gpus = max(s.only_gpus or [s.max_gpus])
+    memory = s.hw.memory_bytes * gpus + (s.host.memory_bytes if s.offload and s.host is not None else 0)
+    ceiling = memory // (min(sizes) * n_global) + 1
+    return int(min(top, max(ceiling, min_ctx_needed(s))))
+
+
 def ctx_grid(s: Search) -> np.ndarray:
-    """Multiples of CTX_STEP up to the model's trained context, which is included (``prepare`` has
-    refused a needed context above it, so the grid never grows past it)."""
-    top = s.resolved.spec.architecture.max_context
-    grid = list(range(CTX_STEP, top + 1, CTX_STEP))
+    """Multiples of a step up to ``ctx_ceiling`` (included): CTX_STEP, or a multiple of it that keeps
+    the grid to MAX_CTX_POINTS (``prepare`` has refused a needed context above the trained one)."""
+    top = ctx_ceiling(s)
+    step = CTX_STEP * max(1, -(-top // (CTX_STEP * MAX_CTX_POINTS)))
+    grid = list(range(step, top + 1, step))
     if not grid or grid[-1] != top:
         grid.append(top)
     return np.array(grid, dtype=np.int64)
@@ -43,10 +74,11 @@ def gpu_counts(s: Search) -> list[int]:
     if s.hw.kind is not DeviceKind.gpu:  # a CPU host or one unified-memory machine
         return [1] if s.only_gpus is None or 1 in s.only_gpus else []
     counts = s.only_gpus if s.only_gpus is not None else list(range(1, s.max_gpus + 1))
-    heads = s.resolved.spec.architecture.n_heads
-    if s.engine is Engine.vllm:  # vLLM needs the attention heads to split evenly over TP ranks
-        return [g for g in counts if heads % g == 0]
-    return counts
+    from planner.physics.workload import layout_problem
+
+    tensor_parallel = s.engine is Engine.vllm  # vLLM splits heads over TP ranks; the others split layers
+    return [g for g in counts
+            if layout_problem(s.resolved.spec, g if tensor_parallel else 1, 1 if tensor_parallel else g) is None]
 
 
 def max_concurrency_limit(s: Search) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from planner.estimate import Estimate
 
@@ -14,18 +14,22 @@ from planner.estimate import Estimate
 CONSTRAINTS = ("memory", "host_memory", "min_ctx", "min_tok_s", "max_ttft", "max_e2e")
 FEASIBLE = len(CONSTRAINTS)
 CTX_STEP = 256
+MAX_CTX_POINTS = 1024  # contexts per search grid: 256-token steps up to 262,144 tokens, coarser above
 MAX_CONCURRENCY = 256
 Prefer = Literal["quality", "speed"]
 
 
-class Targets(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+MAX_SECONDS = 1e7  # about four months: any latency target above it is a typo, and inf is no number
 
-    min_ctx: int | None = None
-    min_tok_s: float | None = None
-    max_ttft_s: float | None = None
-    max_e2e_s: float | None = None
-    headroom_fraction: float = 0.1
+
+class Targets(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    min_ctx: int | None = Field(default=None, ge=1, le=100_000_000)
+    min_tok_s: float | None = Field(default=None, ge=0, le=1e7)
+    max_ttft_s: float | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    max_e2e_s: float | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    headroom_fraction: float = Field(default=0.1, ge=0, le=0.99)
 
 
 class ConfigKey(BaseModel):

@@ -34,6 +34,7 @@ MAX_SPEC_FILE_BYTES = 1_000_000
 # The shipped index is ~100 kB; a cache file far larger than any real catalog is refused unread.
 MAX_INDEX_BYTES = 50_000_000
 INDEX_FORMAT = 1
+MAX_ID_CHARS = 200  # longer than any id; a longer name is never looked up as a file name
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -299,9 +300,9 @@ class Catalog:
 
     def _find(self, name: str) -> T:
         # Fast path for `plan`: an exact id names its own file, so one small file is read, not the folder.
-        if self._items is None:
+        if self._items is None and 0 < len(_key(name)) <= MAX_ID_CHARS and "/" not in name:
             path = self.folder / f"{_key(name)}.yaml"
-            if _key(name) and "/" not in name and path.is_file():
+            if path.is_file():
                 spec = load_model_file(path, self.model)
                 if spec.id == path.stem:
                     return spec

@@ -9,7 +9,7 @@ consistency is checked with the numbers in the message.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,11 +17,11 @@ from planner.units import GIB, gb_per_s_to_bytes_per_s, gib_to_bytes, tflops_to_
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Sourced(Strict):
-    source: str = Field(min_length=3, description="where the figures of this block come from")
+    source: str = Field(min_length=3, max_length=2000, description="where the figures of this block come from")
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,22 +49,22 @@ class Architecture(Sourced):
     """Transformer dimensions, as in the model's config.json."""
 
     family: Family
-    n_layers: int = Field(ge=1, le=1024)
-    hidden_size: int = Field(ge=1, le=1_000_000)
-    n_heads: int = Field(ge=1, le=4096)
-    n_kv_heads: int | None = Field(default=None, ge=1, le=4096)
-    head_dim: int | None = Field(default=None, ge=1, le=4096)
-    intermediate_size: int = Field(ge=1, le=10_000_000, description="dense FFN width")
-    vocab_size: int = Field(ge=1, le=10_000_000)
-    max_context: int = Field(ge=1, le=100_000_000, description="trained context length")
-    tie_word_embeddings: bool = False
-    attention_bias: bool = False
-    mlp_bias: bool = False
-    qk_norm: bool = False
-    sliding_window: int | None = Field(default=None, ge=1)
+    n_layers: int = Field(ge=1, le=1024, strict=True)
+    hidden_size: int = Field(ge=1, le=1_000_000, strict=True)
+    n_heads: int = Field(ge=1, le=4096, strict=True)
+    n_kv_heads: int | None = Field(default=None, ge=1, le=4096, strict=True)
+    head_dim: int | None = Field(default=None, ge=1, le=4096, strict=True)
+    intermediate_size: int = Field(ge=1, le=10_000_000, strict=True, description="dense FFN width")
+    vocab_size: int = Field(ge=1, le=10_000_000, strict=True)
+    max_context: int = Field(ge=1, le=100_000_000, strict=True, description="trained context length")
+    tie_word_embeddings: bool = Field(default=False, strict=True)
+    attention_bias: bool = Field(default=False, strict=True)
+    mlp_bias: bool = Field(default=False, strict=True)
+    qk_norm: bool = Field(default=False, strict=True)
+    sliding_window: int | None = Field(default=None, ge=1, le=100_000_000, strict=True)
     sliding_window_period: int = Field(
         default=1,
-        ge=1,
+        ge=1, le=1024, strict=True,
         description="with sliding_window: layer i is global iff period > 1 and (i + 1) % period == 0; "
         "period 1 makes every layer sliding",
     )
@@ -86,12 +86,12 @@ class Architecture(Sourced):
 
 
 class MoE(Sourced):
-    n_experts: int = Field(ge=1, le=100_000)
-    n_active_experts: int = Field(ge=1, le=100_000, description="experts routed per token (top-k)")
-    expert_intermediate_size: int = Field(ge=1)
-    n_shared_experts: int = Field(default=0, ge=0)
-    first_dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense FFN")
-    router_bias: bool = False
+    n_experts: int = Field(ge=1, le=100_000, strict=True)
+    n_active_experts: int = Field(ge=1, le=100_000, strict=True, description="experts routed per token (top-k)")
+    expert_intermediate_size: int = Field(ge=1, le=10_000_000, strict=True)
+    n_shared_experts: int = Field(default=0, ge=0, le=1024, strict=True)
+    first_dense_layers: int = Field(default=0, ge=0, le=1024, strict=True, description="leading layers with a dense FFN")
+    router_bias: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def _check(self) -> MoE:
@@ -105,25 +105,25 @@ class MoE(Sourced):
 class MLA(Sourced):
     """Multi-head latent attention (DeepSeek-V2/V3): the cache holds one latent per layer."""
 
-    q_lora_rank: int | None = Field(default=None, ge=1)
-    kv_lora_rank: int = Field(ge=1)
-    qk_nope_head_dim: int = Field(ge=1)
-    qk_rope_head_dim: int = Field(ge=1)
-    v_head_dim: int = Field(ge=1)
+    q_lora_rank: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    kv_lora_rank: int = Field(ge=1, le=1_000_000, strict=True)
+    qk_nope_head_dim: int = Field(ge=1, le=4096, strict=True)
+    qk_rope_head_dim: int = Field(ge=1, le=4096, strict=True)
+    v_head_dim: int = Field(ge=1, le=4096, strict=True)
 
 
 class Published(Sourced):
     """Parameter counts as the model's authors state them (model card, paper)."""
 
-    total_params: int = Field(ge=1)
-    active_params: int | None = Field(default=None, ge=1)
-    note: str | None = None
+    total_params: int = Field(ge=1, le=10**15, strict=True)
+    active_params: int | None = Field(default=None, ge=1, le=10**15, strict=True)
+    note: str | None = Field(default=None, max_length=2000)
 
 
 class ModelSpec(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    name: str
-    aliases: tuple[str, ...] = ()
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    aliases: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(default=(), max_length=100)
     architecture: Architecture
     moe: MoE | None = None
     mla: MLA | None = None
@@ -159,21 +159,21 @@ class DeviceKind(str, Enum):
 
 
 class Memory(Sourced):
-    capacity_gib: float = Field(gt=0, le=1_000_000)
-    bandwidth_gb_per_s: float = Field(gt=0, le=1_000_000)
+    capacity_gib: float = Field(gt=0, le=1_000_000, strict=True)
+    bandwidth_gb_per_s: float = Field(gt=0, le=1_000_000, strict=True)
     usable_mib: float | None = Field(
-        default=None, gt=0, description="capacity the driver reports (nvidia-smi), when known"
+        default=None, gt=0, le=1_024_000_000, strict=True, description="capacity the driver reports (nvidia-smi), when known"
     )
 
 
 class Compute(Sourced):
     """Dense (no sparsity) peak throughput per dtype, in TFLOP/s (TOP/s for int8)."""
 
-    fp32_tflops: float = Field(gt=0)
-    fp16_tflops: float | None = Field(default=None, gt=0)
-    bf16_tflops: float | None = Field(default=None, gt=0)
-    fp8_tflops: float | None = Field(default=None, gt=0)
-    int8_tops: float | None = Field(default=None, gt=0)
+    fp32_tflops: float = Field(gt=0, le=1_000_000, strict=True)
+    fp16_tflops: float | None = Field(default=None, gt=0, le=1_000_000, strict=True)
+    bf16_tflops: float | None = Field(default=None, gt=0, le=1_000_000, strict=True)
+    fp8_tflops: float | None = Field(default=None, gt=0, le=1_000_000, strict=True)
+    int8_tops: float | None = Field(default=None, gt=0, le=1_000_000, strict=True)
 
 
 class GpuCores(Sourced):
@@ -188,30 +188,30 @@ class GpuCores(Sourced):
 
 
 class HostLink(Sourced):
-    pcie_gen: int = Field(ge=1, le=7)
-    pcie_lanes: int = Field(ge=1, le=32)
+    pcie_gen: int = Field(ge=1, le=7, strict=True)
+    pcie_lanes: int = Field(ge=1, le=32, strict=True)
 
 
 class Interconnect(Sourced):
     kind: Literal["nvlink", "infinity-fabric", "pcie", "nvlink-c2c", "none"]
-    bandwidth_gb_per_s: float = Field(ge=0, description="per GPU, one direction")
+    bandwidth_gb_per_s: float = Field(ge=0, le=1_000_000, strict=True, description="per GPU, one direction")
 
 
 class UnifiedMemory(Sourced):
-    gpu_fraction: float = Field(gt=0, le=1, description="share of memory the GPU may use by default")
-    memory_options_gib: tuple[float, ...] = ()
+    gpu_fraction: float = Field(gt=0, le=1, strict=True, description="share of memory the GPU may use by default")
+    memory_options_gib: tuple[Annotated[float, Field(gt=0, le=1_000_000, strict=True)], ...] = Field(default=(), max_length=64)
 
 
 class Price(Sourced):
-    launch_usd: float = Field(gt=0)
+    launch_usd: float = Field(gt=0, le=1e9, strict=True)
 
 
 class HardwareProfile(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    name: str
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)
+    name: str = Field(min_length=1, max_length=200)
     vendor: Vendor
     kind: DeviceKind
-    aliases: tuple[str, ...] = ()
+    aliases: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(default=(), max_length=100)
     memory: Memory
     compute: Compute
     host_link: HostLink | None = None
@@ -224,6 +224,9 @@ class HardwareProfile(Strict):
     def _check(self) -> HardwareProfile:
         if self.kind is DeviceKind.unified and self.unified_memory is None:
             raise ValueError("a unified-memory device needs a unified_memory block (gpu_fraction)")
+        if self.memory.usable_mib is not None and self.memory.usable_mib > self.memory.capacity_gib * 1024:
+            raise ValueError(f"memory.usable_mib {self.memory.usable_mib:g} exceeds capacity_gib "
+                             f"{self.memory.capacity_gib:g} (= {self.memory.capacity_gib * 1024:g} MiB)")
         return self
 
     @property

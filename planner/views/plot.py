@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-from planner.errors import InputError
+import io
+import os
+from pathlib import Path
+
+from planner.errors import InputError, clean_name
+from planner.spec.safeio import writable_target, write_bytes_atomic
 
 
 def _pyplot():
@@ -17,11 +22,29 @@ def _pyplot():
     return plt
 
 
+FORMATS = ("png", "svg", "pdf")
+
+
+def target(path: str) -> Path:
+    """Where ``--plot PATH`` writes: PATH itself when it ends in .png/.svg/.pdf, else PATH.png. A folder,
+    device or FIFO is refused (checked before any work, and again when writing)."""
+    raw = Path(path)
+    if raw.is_dir() or str(path).endswith(("/", os.sep)):
+        raise InputError(f"--plot needs a file name, not the folder {clean_name(str(path))}")
+    if raw.exists() and not raw.is_file():
+        raise InputError(f"--plot needs a regular file name; {clean_name(str(path))} is a device, FIFO or socket")
+    suffix = raw.suffix.lower().lstrip(".")
+    out = raw if suffix in FORMATS else raw.with_name(raw.name + ".png")
+    writable_target(out)
+    return out
+
+
 def _save(fig, path: str) -> None:
-    try:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    """Render to memory, then write through the one safe writer (regular file, atomic rename)."""
+    out = target(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=out.suffix.lstrip(".").lower(), dpi=120, bbox_inches="tight")
+    write_bytes_atomic(out, buffer.getvalue())
 
 
 def plan_chart(model: str, e, path: str, nodes: int = 1, parallel=None, host: str | None = None,

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
+from planner.errors import InputError
 from planner.units import GIB, MIB
 
 
@@ -34,6 +35,16 @@ def seconds(x: float | None) -> str:
     return f"{x:.2f} s"
 
 
+def json_text(data: object) -> str:
+    """Strict JSON (RFC 8259) for tools that parse it: never ``NaN`` or ``Infinity`` (JavaScript's
+    ``JSON.parse`` and many others reject them). A non-finite number here means an input slipped past
+    its bounds, so it is reported as bad input rather than printed."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise InputError("a result is not a finite number (an input is out of range); nothing printed") from None
+
+
 def to_json(obj: BaseModel | Sequence[BaseModel] | dict) -> str:
     if isinstance(obj, BaseModel):
         data = obj.model_dump(mode="json")
@@ -41,7 +52,7 @@ def to_json(obj: BaseModel | Sequence[BaseModel] | dict) -> str:
         data = {k: _dump(v) for k, v in obj.items()}
     else:
         data = [_dump(o) for o in obj]
-    return json.dumps(data, indent=2)
+    return json_text(data)
 
 
 def _dump(v):

@@ -68,7 +68,7 @@ def read_model_file(path: str | Path) -> ModelFile:
                 )
             raise SpecFileError(str(p), "folder has neither config.json nor a .gguf file")
         if not p.is_file():
-            raise SpecFileError(str(p), "no such file")
+            raise SpecFileError(str(p), "not a regular file (device, FIFO or socket)" if p.exists() else "no such file")
         if p.suffix.lower() == ".gguf":
             return read_gguf(p)
         if p.suffix.lower() == ".json":

@@ -36,9 +36,15 @@ INT64_MAX = 2**63 - 1
 DEFAULT_ALIGNMENT = 32
 MAX_ALIGNMENT = 1 << 16
 MAX_KEY_BYTES = 65_535  # the GGUF spec limits keys to 2^16 - 1 bytes
-MAX_STRING_BYTES = 1 << 26  # 64 MiB: chat templates are kB; anything this large is hostile
+MAX_STRING_BYTES = 1 << 24  # 16 MiB: chat templates are kB; anything this large is hostile
 MAX_NAME_BYTES = 1024  # ggml itself uses 64 (GGML_MAX_NAME)
 MAX_ARRAY_ITEMS = 1 << 26
+# String arrays are walked one length prefix at a time; real ones (tokenizer tokens and merges) hold a
+# few hundred thousand entries, so 2^20 bounds the walk to about a second even in a crafted file.
+MAX_STRING_ARRAY_ITEMS = 1 << 20
+# Metadata and tensor infos together: real headers are tens of MB at most. The bound is on the bytes
+# walked, not st_size, since a sparse file claims terabytes while holding a few bytes on disk.
+MAX_HEADER_BYTES = 1 << 28
 MAX_TENSORS = 1 << 20
 MAX_KVS = 1 << 20
 MAX_DIMS = 4  # GGML_MAX_DIMS
@@ -114,9 +120,19 @@ class _Cursor:
     def remaining(self) -> int:
         return self.size - self.pos
 
-    def take(self, n: int, what: str) -> bytes:
+    def _check(self, n: int, what: str) -> None:
         if n < 0 or n > self.remaining:
             raise self.fail(f"{what} needs {n} bytes but only {self.remaining} remain (truncated file?)")
+        if self.pos + n > MAX_HEADER_BYTES:
+            raise self.fail(f"header is larger than {MAX_HEADER_BYTES:,} bytes")
+
+    def skip(self, n: int, what: str) -> None:
+        """Step over ``n`` bytes without reading them (array payloads planner does not keep)."""
+        self._check(n, what)
+        self.pos += n
+
+    def take(self, n: int, what: str) -> bytes:
+        self._check(n, what)
         rel = self.pos - self._buf_start
         if rel + n > len(self._buf):
             want = min(max(n, _CHUNK), self.remaining)
@@ -180,18 +196,44 @@ def _array(cur: _Cursor, what: str) -> GGUFArray:
         )
     keep = count <= KEEP_ARRAY_ITEMS
     if etype is GGUFValueType.STRING:
-        items = [cur.string(f"{what}[{i}]", MAX_STRING_BYTES) for i in range(count)]
-        return GGUFArray(etype, count, tuple(items) if keep else None)
-    fmt = _SCALAR_FORMATS[etype]
-    raw = cur.take(count * min_size, what)
-    if not keep:
+        if keep:
+            items = [cur.string(f"{what}[{i}]", MAX_STRING_BYTES) for i in range(count)]
+            return GGUFArray(etype, count, tuple(items))
+        if count > MAX_STRING_ARRAY_ITEMS:
+            raise cur.fail(f"{what} declares {count} strings (limit {MAX_STRING_ARRAY_ITEMS})")
+        _skip_strings(cur, count, what)
         return GGUFArray(etype, count, None)
+    fmt = _SCALAR_FORMATS[etype]
+    if not keep:  # skipped by length: never read, never looped over
+        cur.skip(count * min_size, what)
+        return GGUFArray(etype, count, None)
+    raw = cur.take(count * min_size, what)
     values = struct.unpack(f"<{count}{fmt[1]}", raw)
     if etype is GGUFValueType.BOOL:
         if any(v > 1 for v in values):
             raise cur.fail(f"{what} holds a bool byte other than 0 or 1")
         values = tuple(bool(v) for v in values)
     return GGUFArray(etype, count, tuple(values))
+
+
+def _skip_strings(cur: _Cursor, count: int, what: str) -> None:
+    """Step over ``count`` strings: walk the length prefixes through the read buffer in one tight loop
+    (string bytes are skipped unread), refilling the buffer only when a prefix lies beyond it."""
+    prefix = struct.Struct("<Q").unpack_from
+    left = count
+    while left:
+        cur.take(8, f"length of {what}[{count - left}]")
+        cur.pos -= 8  # peeked: the loop below consumes it
+        buf, rel = cur._buf, cur.pos - cur._buf_start
+        end = len(buf) - 8
+        while left and rel <= end:
+            n = prefix(buf, rel)[0]
+            if n > MAX_STRING_BYTES:
+                cur.pos = cur._buf_start + rel
+                raise cur.fail(f"{what}[{count - left}] declares {n} bytes (limit {MAX_STRING_BYTES})")
+            rel += 8 + n
+            left -= 1
+        cur.skip(cur._buf_start + rel - cur.pos, what)
 
 
 def _tensor_info(

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from planner.errors import InputError, SpecFileError
+from planner.spec.safeio import refuse_json_constant
 from planner.spec.readers._common import period_from_flags
 from planner.spec.schema import Family
 
@@ -58,7 +59,7 @@ def load_json(path: Path, limit: int = MAX_CONFIG_BYTES) -> object:
     except UnicodeDecodeError as exc:
         raise SpecFileError(p, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=refuse_json_constant)
     except json.JSONDecodeError as exc:
         raise SpecFileError(p, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
     except (ValueError, RecursionError) as exc:

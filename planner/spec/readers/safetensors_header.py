@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from planner.errors import SpecFileError
+from planner.spec.safeio import refuse_json_constant
 
 MAX_HEADER_BYTES = 100_000_000
 MAX_DIMS = 16
@@ -87,7 +88,7 @@ def parse_safetensors_header(fh: BinaryIO, size: int, p: str) -> tuple[list[Safe
     if len(raw) != n:
         raise _fail(p, "file shrank while reading")
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), parse_constant=refuse_json_constant)
     except UnicodeDecodeError as exc:
         raise _fail(p, f"header is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -103,6 +104,8 @@ def parse_safetensors_header(fh: BinaryIO, size: int, p: str) -> tuple[list[Safe
     tensors = [_entry(p, name, entry, data_size) for name, entry in header.items()]
     end = 0
     for t, begin in sorted(((t, b) for t, b in tensors), key=lambda x: x[1]):
+        if t.n_bytes == 0:  # a tensor with a zero dimension occupies no bytes, so it overlaps nothing
+            continue
         if begin < end:
             raise _fail(p, f"tensor '{t.name[:100]}' overlaps another tensor's data")
         end = begin + t.n_bytes
