@@ -107,7 +107,7 @@ def engine_of(words: list[Word]) -> tuple[str | None, int]:
             return "vllm", i + 1
         if b in ("llama-server", "llama-cli", "server", "llama-cpp-server") or b.startswith("llama-server"):
             return "llama.cpp", i + 1
-        if b == "ollama" and nxt in ("serve", "run", "pull", "create"):
+        if b == "ollama" and nxt == "serve":
             return "ollama", i + 1
     return None, 0
 

@@ -163,6 +163,8 @@ def read_container(w: Where, c: Map, name: str, kind: str, extra_args: list[list
     commands += extra_args or []
     engine, words = engine_command(commands, env)
     image = str(c.get("image") or "")
+    if engine is None and commands and ollama_pulled_model(commands, env) is not None:
+        return None  # a client that pulls a model for a server elsewhere (an init container)
     if engine is None or engine == "ollama":
         engine = engine or engine_from_image(image, env)
         words = [wd for cmd_ in commands for wd in cmd_] if engine in ("vllm", "llama.cpp") else words
@@ -181,7 +183,11 @@ def read_container(w: Where, c: Map, name: str, kind: str, extra_args: list[list
     else:
         f.engine = "ollama"
         apply_ollama_env(f, env, env_lines)
-        pulled = ollama_pulled_model(commands, env) or w.pulled
+        hook = c.get("lifecycle")
+        hook = hook.get("postStart") if isinstance(hook, dict) else None
+        hook = hook.get("exec") if isinstance(hook, dict) else None
+        hook_words = words_of(hook.get("command"), hook.line, env) if isinstance(hook, Map) else []
+        pulled = ollama_pulled_model(commands + hook_words, env) or w.pulled
         if pulled is None:
             f.fail("no model: the manifest names none (Ollama pulls models at run time)")
         else:

@@ -119,18 +119,19 @@ def set_hf_model(f: Found, value: str, line: int) -> None:
     """A vLLM model argument: a Hugging Face id (matched to the catalog), or a path in the image."""
     f.model = value
     f.lines["model"] = line
-    if "$" in value:
+    in_volume = value.startswith(("/", "pvc://", "s3://", "gs://", "oci://"))
+    name = value.rstrip("/").split("/")[-1].replace("--", "/") if in_volume else value.removeprefix("hf://")
+    if "$" in name:
         f.model_ref = None
         f.fail(f"the model name '{value[:80]}' depends on a shell variable the file does not set")
         return
-    if value.startswith("/") or value.startswith("pvc://") or value.startswith("s3://") or value.startswith("gs://"):
-        mid, q, note = hf_name(value.rstrip("/").split("/")[-1].replace("--", "/"))
+    mid, q, note = hf_name(name)
+    if in_volume:
         if mid is None:
             f.model_ref = None
             f.fail(f"the model is only a path in a volume or bucket ({value[:80]}); its name is not in the catalog")
             return
-    else:
-        mid, q, note = hf_name(value.removeprefix("hf://"))
+        note = f"model read from the path's last part: {note}"
     f.model_ref = mid
     if mid is None:
         f.fail(note)

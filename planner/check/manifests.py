@@ -120,6 +120,9 @@ def _kserve(file: str, d: Map, name: str, doc: Document) -> list[Found]:
             f.fail(f"unsupported engine: NVIDIA NIM (modelFormat {fmt}) picks its own precision and profile")
             f.engine = "nim"
             _gpus_kserve(f, model, pred, w)
+            from planner.check.containers import apply_where
+
+            apply_where(f, w)
             return [f]
         return []
     f.note("modelFormat", "huggingface (KServe's vLLM backend)", model.line_of("modelFormat"))

@@ -47,10 +47,20 @@ def read_source(path: Path | str) -> Source:
     if "\x00" in text:
         raise SpecFileError(path, "not a text file (NUL byte)")
     if looks_like_modelfile(path, text):
-        return Source(path, "modelfile", text, read_modelfile(path, text))
+        return _with_directives(Source(path, "modelfile", text, read_modelfile(path, text)))
     if path.lower().endswith(COMMAND_SUFFIXES) or _starts_like_command(text):
-        return Source(path, "command", text, read_command(path, text))
+        return _with_directives(Source(path, "command", text, read_command(path, text)))
     return _read_yaml(path, text)
+
+
+def _with_directives(src: Source) -> Source:
+    from planner.check.containers import Where, apply_where
+
+    values, lines = directives(src.text)
+    if values:
+        for f in src.found:
+            apply_where(f, Where(file=src.path, annotations=values, annotation_lines=lines))
+    return src
 
 
 def _starts_like_command(text: str) -> bool:
@@ -121,3 +131,18 @@ def read_command(path: str, text: str) -> list[Found]:
         if engine != "vllm" and devs:
             f.num_gpus = len(devs)
     return [f]
+
+
+_DIRECTIVE = re.compile(r"^\s*#\s*(planner\.(?:gpu|slo|concurrency))\s*[:=]\s*(.+?)\s*$")
+
+
+def directives(text: str) -> tuple[dict, dict]:
+    """``# planner.gpu: l4`` comment lines in a Modelfile or script: what annotations are for manifests
+    (these formats have no field for the GPU). Other comments are never read as facts."""
+    values: dict = {}
+    lines: dict = {}
+    for number, raw in enumerate(text.splitlines()[:10_000], start=1):
+        m = _DIRECTIVE.match(raw)
+        if m and m.group(1) not in values:
+            values[m.group(1)], lines[m.group(1)] = m.group(2), number
+    return values, lines
