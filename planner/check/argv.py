@@ -56,28 +56,42 @@ def shell_commands(text: str, first_line: int, env: dict[str, str] | None = None
     env = env or {}
     commands: list[list[Word]] = []
     current: list[Word] = []
-    logical, start = "", first_line
+    segments: list[tuple[str, int]] = []  # the physical lines of one logical line, with their numbers
     raw_lines = text.splitlines() or [""]
     for i, raw in enumerate(raw_lines):
-        if not logical:
-            start = first_line + (i if line_step else 0)
+        number = first_line + (i if line_step else 0)
         if raw.rstrip().endswith("\\"):
-            logical += raw.rstrip()[:-1] + " "
+            segments.append((raw.rstrip()[:-1], number))
             continue
-        logical += raw
-        for tok in _split(expand(logical, env)):
+        segments.append((raw, number))
+        for tok, line in _words(segments, env):
             if set(tok) <= set(";&|"):
                 if current:
                     commands.append(current)
                 current = []
             else:
-                current.append(Word(tok, start))
+                current.append(Word(tok, line))
             if sum(len(c) for c in commands) + len(current) > MAX_WORDS:
                 return commands + [current]
         if current:
             commands.append(current)
-        current, logical = [], ""
+        current, segments = [], []
     return [c for c in commands if c]
+
+
+def _words(segments: list[tuple[str, int]], env: dict[str, str]) -> list[tuple[str, int]]:
+    """Words of a logical line, each with its physical line when every physical line splits on its own
+    (no quote spans lines), else all with the first line."""
+    try:
+        out = []
+        for seg, line in segments:
+            lex = shlex.shlex(expand(seg, env), posix=True, punctuation_chars=";&|")
+            lex.whitespace_split = True
+            lex.commenters = "#"
+            out += [(tok, line) for tok in lex]
+        return out
+    except ValueError:
+        return [(tok, segments[0][1]) for tok in _split(expand(" ".join(s for s, _ in segments), env))]
 
 
 def unwrap_shell(words: list[Word], env: dict[str, str]) -> list[list[Word]]:

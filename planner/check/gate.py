@@ -126,8 +126,10 @@ def _complete(f: Found, options: Options, evaluator: Evaluator | None, root: Pat
     model_file = f.settings.get("model-file")
     if model_file and evaluator is not None and not model_file.startswith("/"):
         candidate = confine(model_file, Path(f.file).parent, root, (".gguf",), "model")
-        if Path(candidate).is_file():
-            f.model_ref = candidate
+        if Path(candidate).is_file():  # in the repository: its header says what it is
+            f.model_ref, f.quant = candidate, None
+            f.problems[:] = [p for p in f.problems if not p.startswith("model '")]
+            f.notes.append(f"model read from {model_file} (GGUF header)")
     if f.quant is None:
         f.quant = _default_quant(f, evaluator)
         if f.quant:

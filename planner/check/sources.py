@@ -90,6 +90,8 @@ def _read_yaml(path: str, text: str) -> Source:
         return Source(path, "kubernetes", text, found, skipped)
     if not docs:
         raise SpecFileError(path, "empty file: no deployment in it")
+    if len(docs) == 1 and not isinstance(first, dict):
+        raise SpecFileError(path, f"expected a mapping with 'deployments:', got {type(first).__name__}", docs[0].line)
     raise SpecFileError(path, "not a file planner check reads (expected deployments:, a Kubernetes manifest, "
                               "a compose file, production-stack values, a Modelfile or a command line)", docs[0].line)
 

@@ -120,7 +120,8 @@ class _Converter:
                 key = f"<non-scalar key at line {key_node.start_mark.line + 1}>"
             key = str(key) if not isinstance(key, str) else key
             if key in out:
-                raise SpecFileError(self.path, f"invalid YAML: duplicate key '{key}'", key_node.start_mark.line + 1)
+                raise SpecFileError(self.path, f"invalid YAML: duplicate key '{key}'", key_node.start_mark.line + 1,
+                                    key_node.start_mark.column + 1)
             out[key] = self.convert(value_node, depth + 1)
             out.key_lines[key] = key_node.start_mark.line + 1
             if isinstance(value_node, yaml.ScalarNode) and value_node.style in ("|", ">"):

@@ -92,7 +92,8 @@ def _check_one(path, options, evaluator, explicit: bool):
         return check_path(path, options, evaluator)
     except SpecFileError as exc:
         if not explicit and ("not a file planner check reads" in str(exc) or "no inference deployment" in str(exc)
-                             or "no vllm, llama-server" in str(exc) or "empty file" in str(exc)):
+                             or "no vllm, llama-server" in str(exc) or "empty file" in str(exc)
+                             or "expected a mapping with" in str(exc)):
             return None
         raise
 
