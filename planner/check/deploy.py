@@ -22,7 +22,7 @@ from planner.estimate import Estimate
 from planner.physics.workload import Workload
 from planner.spec.safeio import read_text
 
-from planner.check.evaluate import HARDWARE_FILE_SUFFIXES, MODEL_FILE_SUFFIXES, Evaluator, Job, confine, default_root
+from planner.check.evaluate import HARDWARE_FILE_SUFFIXES, MODEL_FILE_SUFFIXES, Evaluator, Job, default_root
 
 
 class Strict(BaseModel):
@@ -162,13 +162,14 @@ def evaluate_one(d: DeploymentSpec, folder: Path | None = None, evaluator: Evalu
     inside ``root`` (None: anywhere). ``layout`` (nodes, parallel, ngl) comes from foreign configs."""
     from planner.units import GIB
 
+    evaluator = evaluator or Evaluator()
     model, gpu = d.model, d.gpu
     if folder is not None:
-        model = confine(model, folder, root, MODEL_FILE_SUFFIXES, "model", model_folders=True)
-        gpu = confine(gpu, folder, root, HARDWARE_FILE_SUFFIXES, "hardware")
+        model = evaluator.path(model, folder, root, MODEL_FILE_SUFFIXES, "model", True)
+        gpu = evaluator.path(gpu, folder, root, HARDWARE_FILE_SUFFIXES, "hardware", False)
     s = d.slo
     w = Workload(ctx=d.ctx, batch=d.concurrency, prompt_tokens=s.prompt_tokens, gen_tokens=s.gen_tokens)
-    e = (evaluator or Evaluator()).estimate(Job(model=model, gpu=gpu, engine=d.engine, quant=d.quant,
+    e = evaluator.estimate(Job(model=model, gpu=gpu, engine=d.engine, quant=d.quant,
                                                 kv_dtype=d.kv_dtype, workload=w, num_gpus=d.num_gpus, **layout))
     m, p = e.memory, e.performance
     checks = [_check("memory", m.total_bytes / GIB, m.device_bytes / GIB, "GiB", at_least=False)]

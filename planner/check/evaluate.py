@@ -92,7 +92,22 @@ class Evaluator:
     gpus: dict = field(default_factory=dict)
     layouts: dict = field(default_factory=dict)
     estimates: dict = field(default_factory=dict)
+    paths: dict = field(default_factory=dict)
     host: object = None
+
+    def path(self, value: str, folder: Path, root: Path | None, suffixes: tuple[str, ...], what: str,
+             model_folders: bool) -> str:
+        """``confine``, once per distinct name and folder in a run."""
+        key = (value, folder, root, suffixes, what, model_folders)
+        if key not in self.paths:
+            try:
+                self.paths[key] = confine(value, folder, root, suffixes, what, model_folders)
+            except InputError as exc:
+                self.paths[key] = exc
+        got = self.paths[key]
+        if isinstance(got, InputError):
+            raise got
+        return got
 
     def model(self, name: str):
         from planner.estimate import resolve_model

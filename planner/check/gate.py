@@ -61,7 +61,10 @@ def explain_path(path: Path | str, options: Options | None = None) -> FileReport
     return FileReport(str(path), src.kind, found=src.found, skipped=src.skipped)
 
 
-def check_path(path: Path | str, options: Options | None = None, evaluator: Evaluator | None = None) -> FileReport:
+def check_path(path: Path | str, options: Options | None = None, evaluator: Evaluator | None = None,
+               lines: bool = True) -> FileReport:
+    """Gate one file. ``lines``: find the line of each deployment of a planner file (for annotations and
+    SARIF; it costs a second parse, so the plain report skips it)."""
     options = options or Options()
     evaluator = evaluator or Evaluator()
     path = Path(path)
@@ -69,7 +72,8 @@ def check_path(path: Path | str, options: Options | None = None, evaluator: Eval
     src = read_source(path)
     if src.kind == "planner":
         result = check_file(path, root=root, allow_outside=options.allow_outside, evaluator=evaluator)
-        return FileReport(str(path), "planner", result, [ln or 1 for ln in deployment_lines(src.text, len(result.deployments))])
+        where = deployment_lines(src.text, len(result.deployments)) if lines else []
+        return FileReport(str(path), "planner", result, [ln or 1 for ln in where])
     return _gate_foreign(src, options, evaluator, root)
 
 

@@ -51,7 +51,9 @@ def check_command(
             print("\n".join(explain_text(r) for r in reports))
         raise typer.Exit(EXIT_OK)
     evaluator = Evaluator()
-    reports = [r for r in (_check_one(f, options, evaluator, explicit) for f, explicit in files.items()) if r]
+    need_lines = bool(github or sarif)
+    reports = [r for r in (_check_one(f, options, evaluator, explicit, need_lines) for f, explicit in files.items())
+               if r]
     if not reports:
         raise InputError("no deployment found in " + ", ".join(paths)[:300])
     results = [r.result for r in reports]
@@ -82,14 +84,14 @@ def check_command(
     raise typer.Exit(EXIT_OK if passed else EXIT_FAIL)
 
 
-def _check_one(path, options, evaluator, explicit: bool):
+def _check_one(path, options, evaluator, explicit: bool, need_lines: bool):
     """A file named on the command line must hold deployments; one found in a folder walk may hold none
     (a Service manifest, a README) and is then skipped."""
     from planner.check.gate import check_path
     from planner.errors import SpecFileError
 
     try:
-        return check_path(path, options, evaluator)
+        return check_path(path, options, evaluator, need_lines)
     except SpecFileError as exc:
         if not explicit and ("not a file planner check reads" in str(exc) or "no inference deployment" in str(exc)
                              or "no vllm, llama-server" in str(exc) or "empty file" in str(exc)
