@@ -4,7 +4,8 @@ Kubernetes manifests, compose files and Helm values are read here. The text has 
 ``planner.spec.safeio`` (regular file, size cap) and its nesting check. Then libyaml's safe composer builds the
 node graph, which takes time linear in the text. An alias may point to a node that is itself built
 from aliases, so a 1 kB "billion laughs" file could expand to 10^9 values if the graph were copied out
-naively. Conversion therefore counts every value it produces and stops at ``MAX_VALUES``. The number of
+naively. The expanded size is therefore computed on the graph first (once per distinct node) and a
+document over ``MAX_VALUES`` values is refused before anything is copied; conversion counts as well. The number of
 documents is capped at ``MAX_DOCUMENTS``.
 
 Mappings become :class:`Map` (a ``dict`` that knows its line and the line of each key), sequences become
@@ -22,7 +23,7 @@ from planner.errors import SpecFileError
 from planner.spec.safeio import check_nesting
 
 MAX_DOCUMENTS = 1_000
-MAX_VALUES = 200_000
+MAX_VALUES = 100_000
 
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -78,10 +79,57 @@ class _Converter:
                                            "(aliases referring to aliases?)", node.start_mark.line + 1)
 
     def scalar(self, node: yaml.ScalarNode) -> object:
+        tag = node.tag
         try:
+            if tag == "tag:yaml.org,2002:str":
+                return node.value
+            if tag == "tag:yaml.org,2002:int":
+                return self.scalars.construct_yaml_int(node)
+            if tag == "tag:yaml.org,2002:float":
+                return self.scalars.construct_yaml_float(node)
+            if tag == "tag:yaml.org,2002:bool":
+                return self.scalars.construct_yaml_bool(node)
+            if tag == "tag:yaml.org,2002:null":
+                return None
             return self.scalars.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError):
             return node.value  # e.g. a timestamp out of range: keep the text
+
+    def check_size(self, root: yaml.Node) -> None:
+        """Refuse a graph whose expansion has more than MAX_VALUES nodes, before expanding it: sizes are
+        computed once per distinct node (aliases share nodes), so this costs the text's size, not the
+        expansion's. A node that contains itself (``&a [*a]``) is refused too."""
+        sizes: dict[int, int] = {}
+        stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+        visiting: set[int] = set()
+        while stack:
+            node, done = stack.pop()
+            key = id(node)
+            if done:
+                visiting.discard(key)
+                kids = self._children(node)
+                total = 1 + sum(sizes[id(k)] for k in kids)
+                sizes[key] = total
+                if total > MAX_VALUES:
+                    raise SpecFileError(self.path, f"YAML expands to more than {MAX_VALUES:,} values "
+                                                   "(aliases referring to aliases?)", node.start_mark.line + 1)
+                continue
+            if key in sizes:
+                continue
+            if key in visiting:
+                raise SpecFileError(self.path, "invalid YAML: an alias refers to the node that contains it",
+                                    node.start_mark.line + 1)
+            visiting.add(key)
+            stack.append((node, True))
+            stack += [(k, False) for k in self._children(node) if id(k) not in sizes]
+
+    @staticmethod
+    def _children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
 
     def convert(self, node: yaml.Node, depth: int = 0) -> object:
         self._tick(node)
@@ -148,6 +196,7 @@ def load_documents(path: Path | str, text: str) -> list[Document]:
                                     if node is not None else None)
             if node is None:
                 continue
+            conv.check_size(node)
             docs.append(Document(len(docs), node.start_mark.line + 1, conv.convert(node)))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
