@@ -145,3 +145,22 @@ def test_a_gguf_in_the_repository_is_read_from_its_header(cli, tmp_path):
     assert res.code == 0, res.err
     plan = json.loads(res.out)["deployments"][0]["plan"]
     assert plan["quant"] == "q4_k_m" and plan["ctx"] == 512
+
+
+def test_action_and_pre_commit_hook_use_real_flags_and_are_documented(cli):
+    action = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    script = " ".join(str(s.get("run", "")) for s in action["runs"]["steps"])
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert hooks[0]["id"] == "planner-check" and hooks[0]["entry"].startswith("planner check")
+    import re
+
+    used = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", script + " " + hooks[0]["entry"]))
+    assert used >= {"--annotations", "--sarif", "--markdown", "--gpu", "--glob", "--skip-other"}
+    help_text = cli("check", "--help").out
+    for flag in used:
+        assert flag in help_text, flag
+    doc = (ROOT / "docs" / "check.md").read_text(encoding="utf-8")
+    for name in ("action.yml", ".pre-commit-hooks.yaml", "examples/k8s/", "examples/compose.yaml",
+                 "examples/Modelfile", "--explain", "--sarif", "--annotations", "--root", "--allow-outside"):
+        assert name in doc, name

@@ -24,6 +24,8 @@ def check_command(
     root: str | None = typer.Option(None, "--root", help="files named in deployment files must be inside this "
                                                          "folder (default: the file's git work tree, else its folder)"),
     allow_outside: bool = typer.Option(False, "--allow-outside", help="let deployment files name files anywhere"),
+    skip_other: bool = typer.Option(False, "--skip-other", help="skip named files that hold no deployment, as a "
+                                                               "folder walk does (for pre-commit)"),
 ) -> None:
     """Exit 0 when every deployment fits and meets its objectives, 1 when any does not, 2 when a file is
     invalid or a deployment in it cannot be evaluated (the reason, with file and line)."""
@@ -32,7 +34,7 @@ def check_command(
     from pathlib import Path
 
     from planner.check.evaluate import Evaluator
-    from planner.check.gate import Options, check_path, explain_path
+    from planner.check.gate import Options
     from planner.errors import InputError
 
     if as_json and markdown:
@@ -41,10 +43,14 @@ def check_command(
     options = Options(gpu=_gpu(gpu), root=Path(root) if root else None, allow_outside=allow_outside,
                       slo=_slo_file(slo) if slo else {})
     files = _files(paths, glob)
+    if skip_other:
+        from planner.check.sources import is_candidate
+
+        files = {f: False for f in files if is_candidate(f)}
     if explain:
         from planner.check.explain import explain_json, explain_text
 
-        reports = [explain_path(f, options) for f in files]
+        reports = [r for r in (_explain_one(f, options, explicit) for f, explicit in files.items()) if r]
         if as_json:
             print(json.dumps([explain_json(r) for r in reports], indent=2))
         else:
@@ -84,6 +90,10 @@ def check_command(
     raise typer.Exit(EXIT_OK if passed else EXIT_FAIL)
 
 
+_NOT_DEPLOYMENTS = ("not a file planner check reads", "no inference deployment", "no vllm, llama-server",
+                    "empty file", "expected a mapping with")
+
+
 def _check_one(path, options, evaluator, explicit: bool, need_lines: bool):
     """A file named on the command line must hold deployments; one found in a folder walk may hold none
     (a Service manifest, a README) and is then skipped."""
@@ -93,9 +103,19 @@ def _check_one(path, options, evaluator, explicit: bool, need_lines: bool):
     try:
         return check_path(path, options, evaluator, need_lines)
     except SpecFileError as exc:
-        if not explicit and ("not a file planner check reads" in str(exc) or "no inference deployment" in str(exc)
-                             or "no vllm, llama-server" in str(exc) or "empty file" in str(exc)
-                             or "expected a mapping with" in str(exc)):
+        if not explicit and any(s in str(exc) for s in _NOT_DEPLOYMENTS):
+            return None
+        raise
+
+
+def _explain_one(path, options, explicit: bool):
+    from planner.check.gate import explain_path
+    from planner.errors import SpecFileError
+
+    try:
+        return explain_path(path, options)
+    except SpecFileError as exc:
+        if not explicit and any(s in str(exc) for s in _NOT_DEPLOYMENTS):
             return None
         raise
 
