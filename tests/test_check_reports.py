@@ -176,3 +176,13 @@ def test_several_files_in_one_run(cli, args):
         data = json.loads(res.out)
         assert data["passed"] and [Path(f["file"]).name for f in data["files"]] == ["deploy-pass.yaml",
                                                                                    "compose.yaml"]
+
+
+@pytest.mark.parametrize("field", ["model", "gpu", "quant"])
+def test_error_messages_echoing_a_name_stay_on_one_line(cli, write_yaml, field):
+    values = {"model": "llama3.1-8b", "gpu": "rtx4090", "quant": "q4_k_m"}
+    values[field] = "bad\nname\x1b[31m"
+    path = write_yaml("d.yaml", "deployments:\n  - name: \"a\\nb\"\n" + "".join(
+        f"    {k}: {json.dumps(v)}\n" for k, v in values.items()))
+    res = cli("check", path)
+    assert res.code == 2 and len(res.err_lines) == 1 and "\x1b" not in res.err, res.err

@@ -207,7 +207,8 @@ def check_file(path: Path | str, root: Path | None = None, allow_outside: bool =
         except InputError as exc:
             tree = tree or _compose(text)
             line = _node_line(tree, ("deployments", i))
-            raise SpecFileError(str(path), f"deployments.{i} ({one_line(d.name)}): {exc}", line) from None
+            raise SpecFileError(str(path), f"deployments.{i} ({one_line(d.name)}): {one_line(str(exc), 1000)}",
+                                line) from None
     return CheckResult(file=str(path), passed=all(r.passed for r in results), deployments=results)
 
 
