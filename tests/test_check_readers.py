@@ -164,3 +164,15 @@ def test_action_and_pre_commit_hook_use_real_flags_and_are_documented(cli):
     for name in ("action.yml", ".pre-commit-hooks.yaml", "examples/k8s/", "examples/compose.yaml",
                  "examples/Modelfile", "--explain", "--sarif", "--annotations", "--root", "--allow-outside"):
         assert name in doc, name
+
+
+def test_objectives_from_a_side_file_are_gated(cli, tmp_path):
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("default: {min_decode_tok_s: 1000}\nservice/llama: {min_decode_tok_s: 10}\n")
+    res = cli("check", ROOT / "examples" / "compose.yaml", "--slo", slo)
+    assert res.code == 0, res.out + res.err
+    res = cli("check", ROOT / "examples" / "Modelfile", "--slo", slo)
+    assert res.code == 1 and "decode_tok_s: predicted" in res.out and "required >= 1e+03 tok/s" in res.out
+    slo.write_text("default: {min_decode_tok_s: fast}\n")
+    res = cli("check", ROOT / "examples" / "Modelfile", "--slo", slo)
+    assert res.code == 2 and len(res.err_lines) == 1 and "slo.min_decode_tok_s" in res.err_lines[0]
