@@ -176,3 +176,15 @@ def test_objectives_from_a_side_file_are_gated(cli, tmp_path):
     slo.write_text("default: {min_decode_tok_s: fast}\n")
     res = cli("check", ROOT / "examples" / "Modelfile", "--slo", slo)
     assert res.code == 2 and len(res.err_lines) == 1 and "slo.min_decode_tok_s" in res.err_lines[0]
+
+
+def test_compose_services_sharing_a_gpu_beyond_its_memory_are_warned(cli, tmp_path):
+    svc = ("    image: vllm/vllm-openai:v0.6.6\n    environment:\n      CUDA_VISIBLE_DEVICES: \"0\"\n"
+           "    command: [\"--model\", \"meta-llama/Llama-3.1-8B-Instruct\", \"--gpu-memory-utilization\", \"{u}\"]\n")
+    path = tmp_path / "compose.yaml"
+    path.write_text("services:\n  a:\n" + svc.format(u=0.5) + "  b:\n" + svc.format(u=0.85)
+                    + "    profiles: [pd]\n  c:\n" + svc.format(u=0.4) + "    profiles: [other]\n")
+    (report,) = json.loads(cli("check", "--explain", "--json", path).out)
+    shared = {d["name"]: [w for w in d["warnings"] if w.startswith("shares GPU 0")] for d in report["deployments"]}
+    assert len(shared["service/a"]) == 1 and "service/b" in shared["service/a"][0] and "1.35" in shared["service/a"][0]
+    assert len(shared["service/b"]) == 1 and shared["service/c"] == []  # a + c = 0.9 fits; b and c never run together

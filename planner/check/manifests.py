@@ -260,7 +260,30 @@ def read_compose(file: str, docs: list[Document]) -> tuple[list[Found], list[str
         if isinstance(svc.get("profiles"), list):
             f.note("profiles", ",".join(str(p) for p in svc["profiles"]), svc.line_of("profiles"))
         found.append(f)
+    _shared_gpus(found)
     return found, skipped
+
+
+def _shared_gpus(found: list[Found]) -> None:
+    """vLLM services pinned to the same GPU (CUDA_VISIBLE_DEVICES) whose memory shares add up to more than
+    the GPU: the second engine to start cannot allocate its share. A service without ``profiles`` starts
+    with every profile, so it may run beside any profiled one."""
+    from planner.physics.engines import VLLM_GPU_MEMORY_UTILIZATION
+
+    pinned = [(f, set(f.settings["CUDA_VISIBLE_DEVICES"].replace(" ", "").split(","))) for f in found
+              if f.engine == "vllm" and f.settings.get("CUDA_VISIBLE_DEVICES")]
+    for i, (a, devs_a) in enumerate(pinned):
+        for b, devs_b in pinned[i + 1:]:
+            prof_a, prof_b = a.settings.get("profiles"), b.settings.get("profiles")
+            if not (devs_a & devs_b) or (prof_a and prof_b and not set(prof_a.split(",")) & set(prof_b.split(","))):
+                continue
+            share = sum(float(x.settings.get("gpu-memory-utilization", VLLM_GPU_MEMORY_UTILIZATION)) for x in (a, b))
+            if share > 1.0:
+                gpus = ",".join(sorted(devs_a & devs_b))
+                for x, y in ((a, b), (b, a)):
+                    x.warnings.append(f"shares GPU {gpus} with {y.name} (gpu-memory-utilization {share:.2f} in all, "
+                                      f"line {x.lines.get('CUDA_VISIBLE_DEVICES', x.line)}): both cannot start "
+                                      "when their profiles run together")
 
 
 # ------------------------------------------------------------------------- production-stack Helm values
