@@ -13,7 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-MAX_WORDS = 10_000  # no real command line has more; a bigger one is refused by the reader
+MAX_WORDS = 10_000  # no real command line has more; words beyond it are not read
 
 
 @dataclass(frozen=True)
