@@ -73,6 +73,7 @@ def main() -> int:
         (report,) = json.loads(proc.stdout)
         for d in report["deployments"]:
             stats["deployments"] += 1
+            stats["deployments whose model was identified"] += d["model_id"] is not None
             gpu = d["gpu"] or "?"
             gpus = d["num_gpus"]
             head = (f"   {d['name']} (line {d['line']}): {d['engine']} {d['model_id'] or '?'} {d['quant'] or '?'} "
@@ -102,7 +103,8 @@ def main() -> int:
                             print(f"   on {ns.gpu}: FAIL {dep['name']}: {'; '.join(dep['failures'])}")
     print("\n== summary")
     print(f"files: {len(files)}")
-    for key in ("files read", "files refused with a reason", "crashes", "deployments", "deployments understood",
+    for key in ("files read", "files refused with a reason", "crashes", "deployments",
+                "deployments whose model was identified", "deployments understood",
                 "deployments reported with a reason", "warnings (unmodelled flags, ineffective keys)",
                 "documents/services skipped (no inference server)"):
         print(f"{key}: {stats[key]}")
