@@ -186,3 +186,13 @@ def test_error_messages_echoing_a_name_stay_on_one_line(cli, write_yaml, field):
         f"    {k}: {json.dumps(v)}\n" for k, v in values.items()))
     res = cli("check", path)
     assert res.code == 2 and len(res.err_lines) == 1 and "\x1b" not in res.err, res.err
+
+
+def test_ten_thousand_deployments_cost_seconds_not_a_minute(cli, write_yaml):
+    body = "".join(f"  - name: d{i}\n    model: llama3.1-8b\n    gpu: rtx4090\n    quant: q4_k_m\n"
+                   for i in range(10_000))
+    path = write_yaml("many.yaml", "deployments:\n" + body)
+    cpu = time.process_time()
+    res = cli("check", path)
+    assert res.code == 0 and "10000 passed" in res.out
+    assert time.process_time() - cpu < 10.0
