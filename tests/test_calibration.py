@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from planner.calibrate import store as cal_mod
+from planner.spec import safeio
 from planner.spec import catalog
 from planner.calibrate.store import Calibration, default_path, load, save
 from planner.physics.efficiency import Efficiency
@@ -76,7 +77,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cal_mod.os, "replace", broken_replace)
+    monkeypatch.setattr(safeio.os, "replace", broken_replace)  # the one safe writer
     with pytest.raises(InputError, match=f"cannot write {path}: No space left on device"):  # names the path
         save(make_calibration(engine="vllm"), path)
     assert path.read_bytes() == before

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from planner.spec.catalog import MAX_SPEC_FILE_BYTES, format_validation_error, parse_yaml
 from planner.errors import InputError, SpecFileError
 from planner.estimate import Estimate
+from planner.physics.workload import Workload
 from planner.spec.safeio import read_text
 
-MODEL_FILE_SUFFIXES = (".gguf", ".yaml", ".yml", ".json")
-HARDWARE_FILE_SUFFIXES = (".yaml", ".yml")
+from planner.check.evaluate import HARDWARE_FILE_SUFFIXES, MODEL_FILE_SUFFIXES, Evaluator, Job, default_root
 
 
 class Strict(BaseModel):
@@ -66,7 +66,7 @@ class DeployFile(Input):
         seen = set()
         for d in self.deployments:
             if d.name in seen:
-                raise ValueError(f"deployment name '{d.name}' is used twice")
+                raise ValueError(f"deployment name '{one_line(d.name)}' is used twice")
             seen.add(d.name)
         return self
 
@@ -146,20 +146,6 @@ def load(path: Path | str) -> DeployFile:
     return load_text(path)[0]
 
 
-def _relative_to(value: str, folder: Path, suffixes: tuple[str, ...], model_folders: bool = False) -> str:
-    """A relative file path in a deploy file names a file next to it, not one in the working directory;
-    catalog names (``llama3.1-8b``, ``meta-llama/Llama-3.1-8B``) pass through."""
-    from planner.spec.readers import is_model_file
-
-    p = Path(value)
-    if p.is_absolute():
-        return value
-    candidate = folder / p
-    if value.lower().endswith(suffixes) or (model_folders and is_model_file(str(candidate))):
-        return str(candidate)
-    return value
-
-
 # ------------------------------------------------------------------------------ evaluation
 
 
@@ -170,26 +156,27 @@ def _check(name: str, predicted: float, required: float, unit: str, at_least: bo
                  message=f"{name}: predicted {predicted:,.3g} {unit}, required {rel} {required:,.3g} {unit}")
 
 
-def evaluate_one(d: DeploymentSpec, folder: Path | None = None) -> DeploymentResult:
-    """Plan one deployment and check it; relative file paths in it are relative to ``folder``."""
-    from planner.estimate import plan, resolve
+def evaluate_one(d: DeploymentSpec, folder: Path | None = None, evaluator: Evaluator | None = None,
+                 root: Path | None = None, **layout) -> DeploymentResult:
+    """Plan one deployment and check it; relative file paths in it are relative to ``folder`` and must stay
+    inside ``root`` (None: anywhere). ``layout`` (nodes, parallel, ngl) comes from foreign configs."""
     from planner.units import GIB
-    from planner.physics.workload import Workload
 
+    evaluator = evaluator or Evaluator()
     model, gpu = d.model, d.gpu
     if folder is not None:
-        model = _relative_to(model, folder, MODEL_FILE_SUFFIXES, model_folders=True)
-        gpu = _relative_to(gpu, folder, HARDWARE_FILE_SUFFIXES)
-    w = Workload(ctx=d.ctx, batch=d.concurrency, prompt_tokens=d.slo.prompt_tokens, gen_tokens=d.slo.gen_tokens)
-    estimates = plan(resolve(model, gpu, quant=d.quant, engine=d.engine, kv_dtype=d.kv_dtype, workload=w,
-                     num_gpus=d.num_gpus))
-    if len(estimates) != 1:
-        raise InputError("give a quant (the model is not a file that fixes one)")
-    e = estimates[0]
+        model = evaluator.path(model, folder, root, MODEL_FILE_SUFFIXES, "model", True)
+        gpu = evaluator.path(gpu, folder, root, HARDWARE_FILE_SUFFIXES, "hardware", False)
+    s = d.slo
+    w = Workload(ctx=d.ctx, batch=d.concurrency, prompt_tokens=s.prompt_tokens, gen_tokens=s.gen_tokens)
+    e = evaluator.estimate(Job(model=model, gpu=gpu, engine=d.engine, quant=d.quant,
+                                                kv_dtype=d.kv_dtype, workload=w, num_gpus=d.num_gpus, **layout))
     m, p = e.memory, e.performance
     checks = [_check("memory", m.total_bytes / GIB, m.device_bytes / GIB, "GiB", at_least=False)]
     checks[0] = checks[0].model_copy(update={"passed": m.fits})  # fits also checks the most loaded GPU
-    s = d.slo
+    # A prompt and its generation that do not fit the context cannot run as planned (the engine refuses
+    # the request or cuts it off), whatever the memory says.
+    checks.append(_check("context", s.prompt_tokens + s.gen_tokens, d.ctx, "tokens", at_least=False))
     if s.min_headroom_fraction is not None:
         checks.append(_check("headroom_fraction", m.headroom_bytes / m.device_bytes, s.min_headroom_fraction,
                              "of device memory", at_least=True))
@@ -202,18 +189,37 @@ def evaluate_one(d: DeploymentSpec, folder: Path | None = None) -> DeploymentRes
     return DeploymentResult(name=d.name, passed=all(c.passed for c in checks), checks=checks, plan=e)
 
 
-def check_file(path: Path | str) -> CheckResult:
+def check_file(path: Path | str, root: Path | None = None, allow_outside: bool = False,
+               evaluator: Evaluator | None = None) -> CheckResult:
     """Load and evaluate every deployment; an error in one names the deploy file and the deployment's
-    line (an error in a model or hardware file it names follows, with that file's own line)."""
+    line (an error in a model or hardware file it names follows, with that file's own line). File paths
+    in it must resolve inside ``root`` (default: the file's git work tree, else its folder) unless
+    ``allow_outside``."""
     path = Path(path)
     spec, text = load_text(path)
-    root = None
+    root = None if allow_outside else (Path(root) if root is not None else default_root(path))
+    evaluator = evaluator or Evaluator()
+    tree = None
     results = []
     for i, d in enumerate(spec.deployments):
         try:
-            results.append(evaluate_one(d, path.parent))
+            results.append(evaluate_one(d, path.parent, evaluator, root))
         except InputError as exc:
-            root = root or _compose(text)
-            line = _node_line(root, ("deployments", i))
-            raise SpecFileError(str(path), f"deployments.{i} ({d.name}): {exc}", line) from None
+            tree = tree or _compose(text)
+            line = _node_line(tree, ("deployments", i))
+            raise SpecFileError(str(path), f"deployments.{i} ({one_line(d.name)}): {one_line(str(exc), 1000)}",
+                                line) from None
     return CheckResult(file=str(path), passed=all(r.passed for r in results), deployments=results)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A name read from a file, safe inside a one-line message: control characters become spaces."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
+
+
+def deployment_lines(text: str, count: int) -> list[int | None]:
+    """The line of each deployment's entry and of its ctx key, for annotations."""
+    tree = _compose(text)
+    return [_node_line(tree, ("deployments", i, "ctx")) or _node_line(tree, ("deployments", i))
+            for i in range(count)]

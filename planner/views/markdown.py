@@ -66,18 +66,22 @@ def compare(rows, model: str, ctx: int, engine: str) -> str:
 
 
 def check(result) -> str:
+    """Names come from files in pull requests: every one goes through markdown_cell (one line, `|`, HTML
+    and @mentions escaped), so a name cannot add a row or ping anyone."""
+    from planner.check.report import markdown_cell as cell
+
     failed = sum(not d.passed for d in result.deployments)
     head = (f"### planner check: {'✅ all deployments pass' if not failed else f'❌ {failed} failing'} "
-            f"(`{result.file}`)")
+            f"(`{cell(result.file).replace('`', '')}`)")
     rows = []
     for d in result.deployments:
         e = d.plan
-        rows.append([_mark(d.passed), d.name, f"{e.model} {e.quant}", f"{e.num_gpus} × {e.gpu}", e.engine,
-                     f"{e.ctx:,} × {e.batch}", gib(e.memory.total_bytes), num(e.performance.decode_tok_s),
-                     seconds(e.performance.ttft_s), seconds(e.performance.e2e_s)])
+        rows.append([_mark(d.passed), cell(d.name), cell(f"{e.model} {e.quant}"), cell(f"{e.num_gpus} × {e.gpu}"),
+                     cell(e.engine), f"{e.ctx:,} × {e.batch}", gib(e.memory.total_bytes),
+                     num(e.performance.decode_tok_s), seconds(e.performance.ttft_s), seconds(e.performance.e2e_s)])
     out = [head, "", _table(rows, ["", "deployment", "model", "GPUs", "engine", "ctx", "GiB", "tok/s", "TTFT",
                                    "e2e"])]
-    fails = [f"- **{d.name}**: {c.message}" for d in result.deployments for c in d.failures]
+    fails = [f"- **{cell(d.name)}**: {cell(c.message)}" for d in result.deployments for c in d.failures]
     if fails:
         out += ["", "Failures:", *fails]
     return "\n".join(out)
