@@ -195,6 +195,18 @@ class Price(Sourced):
     launch_usd: float = Field(gt=0)
 
 
+class Power(Sourced):
+    """Board power (TDP / total graphics power) of one device at full load."""
+
+    board_watts: float = Field(gt=0, le=10_000)
+
+
+class CloudPrice(Sourced):
+    """A public on-demand rental price for one GPU of this kind."""
+
+    usd_per_gpu_hour: float = Field(gt=0, le=1_000)
+
+
 class HardwareProfile(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -207,6 +219,8 @@ class HardwareProfile(Strict):
     interconnect: Interconnect | None = None
     unified_memory: UnifiedMemory | None = None
     price: Price | None = None
+    power: Power | None = None
+    cloud_price: CloudPrice | None = None
 
     @model_validator(mode="after")
     def _check(self) -> HardwareProfile:
