@@ -17,6 +17,7 @@ lands follow in closed form. Sliding-window models sum min(c, window) per step w
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -49,14 +50,17 @@ class Replica:
                  on_finish: Callable[[int, float], None] | None = None):
         self.m, self.s, self.book, self.on_finish = steps, sched, book, on_finish
         cap = sched.max_seqs
-        # decoding sequences: request id, context − T, finishing step, admission order
-        self.drid = np.zeros(cap, dtype=np.int64)
+        # decoding sequences at slots 0 … nd−1: request id, context − T (numpy, for block and window sums),
+        # finishing step, admission order; ``pos`` maps a request to its slot, ``fins`` is a heap of
+        # (finishing step, request) with stale entries of preempted requests skipped lazily.
+        self.drid: list[int] = [0] * cap
         self.dbase = np.zeros(cap, dtype=np.int64)
-        self.dfin = np.zeros(cap, dtype=np.int64)
-        self.dseq = np.zeros(cap, dtype=np.int64)
+        self.dfin: list[int] = [0] * cap
+        self.dseq: list[int] = [0] * cap
+        self.pos: dict[int, int] = {}
+        self.fins: list[tuple[int, int]] = []
         self.nd = 0
         self.sum_base = 0
-        self.fin_min = NEVER
         self.pre: list[list[int]] = []  # in prefill: [rid, ctx, target, tokens out so far, admission order]
         self.T = 0
         self.admitted = 0
@@ -123,6 +127,18 @@ class Replica:
 
     # -- membership --------------------------------------------------------------------------
 
+    @property
+    def fin_min(self) -> int:
+        """The earliest finishing step of a decoding sequence (NEVER when none)."""
+        fins, pos, dfin = self.fins, self.pos, self.dfin
+        while fins:
+            f, rid = fins[0]
+            i = pos.get(rid)
+            if i is not None and dfin[i] == f:
+                return f
+            heapq.heappop(fins)
+        return NEVER
+
     def _add_decoding(self, rid: int, ctx: int, out_so_far: int, order: int) -> None:
         want = int(self.book.gen[rid])
         if out_so_far >= want:
@@ -130,29 +146,26 @@ class Replica:
             return
         i = self.nd
         base = ctx - self.T
-        self.drid[i], self.dbase[i], self.dfin[i], self.dseq[i] = rid, base, self.T + want - out_so_far, order
+        fin = self.T + want - out_so_far
+        self.drid[i], self.dfin[i], self.dseq[i] = rid, fin, order
+        self.dbase[i] = base
+        self.pos[rid] = i
+        heapq.heappush(self.fins, (fin, rid))
         self.nd += 1
         self.sum_base += base
-        self.fin_min = min(self.fin_min, int(self.dfin[i]))
 
-    def _remove_decoding(self, idx: np.ndarray) -> None:
-        nd = self.nd
-        if len(idx) == 1:  # the common case: swap the last sequence into the hole (order is in dseq)
-            i, last = int(idx[0]), nd - 1
-            self.sum_base -= int(self.dbase[i])
-            for arr in (self.drid, self.dbase, self.dfin, self.dseq):
-                arr[i] = arr[last]
-            self.nd = last
-            self.fin_min = int(self.dfin[:last].min()) if last else NEVER
-            return
-        keep = np.ones(nd, dtype=bool)
-        keep[idx] = False
-        self.sum_base -= int(self.dbase[idx].sum())
-        k = nd - len(idx)
-        for arr in (self.drid, self.dbase, self.dfin, self.dseq):
-            arr[:k] = arr[:nd][keep]
-        self.nd = k
-        self.fin_min = int(self.dfin[:k].min()) if k else NEVER
+    def _remove_decoding(self, i: int) -> None:
+        """Drop slot i: the last sequence moves into the hole (admission order lives in dseq)."""
+        last = self.nd - 1
+        rid = self.drid[i]
+        self.sum_base -= int(self.dbase[i])
+        del self.pos[rid]
+        if i != last:
+            moved = self.drid[last]
+            self.drid[i], self.dfin[i], self.dseq[i] = moved, self.dfin[last], self.dseq[last]
+            self.dbase[i] = self.dbase[last]
+            self.pos[moved] = i
+        self.nd = last
 
     def _finish(self, rids: list[int]) -> None:
         for rid in rids:
@@ -163,22 +176,24 @@ class Replica:
                 self.on_finish(rid, self.now)
 
     def _finish_due(self) -> None:
-        if self.fin_min > self.T:
-            return
-        idx = np.flatnonzero(self.dfin[:self.nd] <= self.T)
-        rids = self.drid[idx].tolist()
-        self._remove_decoding(idx)
-        self._finish(rids)
+        T, fins = self.T, self.fins
+        done = []
+        while self.fin_min <= T:
+            _, rid = heapq.heappop(fins)
+            self._remove_decoding(self.pos[rid])
+            done.append(rid)
+        if done:
+            self._finish(done)
 
     def _preempt_newest(self) -> None:
         """vLLM: the lowest-priority running request (the newest) loses its blocks and goes back to the
         front of the queue; it recomputes its prompt and output so far when readmitted."""
         last_pre = self.pre[-1][4] if self.pre else -1
-        j = int(np.argmax(self.dseq[:self.nd])) if self.nd else -1
+        j = max(range(self.nd), key=self.dseq.__getitem__) if self.nd else -1
         if j >= 0 and self.dseq[j] > last_pre:
-            rid = int(self.drid[j])
-            self.resumed[rid] = int(self.book.gen[rid]) - int(self.dfin[j] - self.T)
-            self._remove_decoding(np.array([j]))
+            rid = self.drid[j]
+            self.resumed[rid] = int(self.book.gen[rid]) - (self.dfin[j] - self.T)
+            self._remove_decoding(j)
         else:
             rid, _, _, out, _ = self.pre.pop()
             self.resumed[rid] = out
