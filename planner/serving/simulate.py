@@ -13,6 +13,7 @@ from planner.serving.steps import StepModel
 from planner.serving.traffic import LengthDist, Requests, read_trace, synthetic
 
 MAX_CLIENTS = 100_000
+CLIENT_STAGGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def _least_loaded(reps: list[Replica], ids: np.ndarray, book: Book) -> None:
 def _closed_loop(steps: StepModel, sched: Scheduler, replicas: int, traffic: Traffic, book: Book,
                  rng: np.random.Generator) -> list[Replica]:
     """N clients, each sending its next request when its last one finishes, until the duration ends;
-    client c talks to replica c mod R (round-robin over clients)."""
+    client c talks to replica c mod R (round-robin over clients). Clients start within the first
+    CLIENT_STAGGER_S seconds, in random order."""
     n = traffic.concurrency
     batch = 4096
     pool = {"p": traffic.prompt.sample(rng, batch, 0), "g": traffic.gen.sample(rng, batch, 1), "i": 0}
@@ -143,9 +145,12 @@ def _closed_loop(steps: StepModel, sched: Scheduler, replicas: int, traffic: Tra
         return Replica(steps, sched, book, on_finish)
 
     reps.extend(make(i) for i in range(replicas))
+    # Clients start at random offsets within the first CLIENT_STAGGER_S seconds: real clients drift apart
+    # (network, tokenizer and scheduling jitter) instead of moving in lockstep when all lengths are equal.
+    starts = np.sort(rng.uniform(0.0, CLIENT_STAGGER_S, n)) if n > 1 else np.zeros(1)
     for c in range(n):
         p, g = draw()
-        reps[c % replicas].submit(book.add(0.0, p, g))
+        reps[c % replicas].submit(book.add(float(starts[c]), p, g))
     return reps
 
 
