@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from planner.physics.engines import get_engine
 from planner.physics.quant import Engine
-from planner.serving import economics as econ
+from planner.search import economics as econ
 from planner.serving import handoff
 from planner.serving.capacity import FleetQuery, Progress, Sized, size_device
 from planner.serving.engines import EngineKnobs, scheduler_for
