@@ -2,19 +2,19 @@
 
 A step runs the decode tokens of every sequence past its prompt plus prefill chunks of others:
 
-* decode part: ``latency.batched_decode_step_seconds`` with the decode coefficients at that batch size
+* decode part: ``batching.batched_decode_step_seconds`` with the decode coefficients at that batch size
   (weights read once per step, each sequence's KV, tensor-parallel communication);
 * prefill part: a chunk covering prompt positions (a, a+n] costs prefill(a+n) − prefill(a) of
   ``latency.PrefillCoefficients.seconds``, so the chunks of one prompt add up to exactly `plan`'s TTFT;
 * several prompts in one step pay the prefill call's fixed overhead once, not once per prompt;
-* together: ``latency.mixed_step_seconds`` (one weight read and one step overhead shared).
+* together: ``batching.mixed_step_seconds`` (one weight read and one step overhead shared).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from planner.physics import latency
+from planner.physics import batching, latency
 from planner.physics.efficiency import Efficiency, communication, default_efficiency
 from planner.physics.performance import host_efficiency
 from planner.physics.workload import Deployment
@@ -31,7 +31,7 @@ class StepModel:
         self._decode: dict[int, latency.DecodeCoefficients] = {}
         self._prefill_k = latency.prefill_coefficients(d, self.eff, self.host_eff, self.comm, batch=1)
         self._prefill: dict[int, float] = {0: 0.0}
-        self.weight_stream_s = latency.weight_stream_seconds(d, self.eff, self.host_eff, self.comm)
+        self.weight_stream_s = batching.weight_stream_seconds(d, self.eff, self.host_eff, self.comm)
         self.shared_s = self.weight_stream_s + self.eff.step_overhead_s
         self.prefill_overhead_s = self._prefill_k.overhead_s
         k1 = self.decode_coefficients(1)
@@ -56,7 +56,7 @@ class StepModel:
         """Decode step of ``batch`` sequences with the given Σ contexts (scalars or arrays)."""
         if batch <= 0:
             return 0.0
-        return latency.batched_decode_step_seconds(self.decode_coefficients(batch), context_sum, capped_sum)
+        return batching.batched_decode_step_seconds(self.decode_coefficients(batch), context_sum, capped_sum)
 
     def prefill_to(self, tokens: int) -> float:
         """Prefill time of a prompt of ``tokens`` tokens alone (plan's TTFT for that prompt)."""
@@ -80,4 +80,4 @@ class StepModel:
         return total - max(firsts - 1, 0) * self.prefill_overhead_s
 
     def step_seconds(self, decode_s: float, prefill_s: float) -> float:
-        return latency.mixed_step_seconds(decode_s, prefill_s, self.shared_s)
+        return batching.mixed_step_seconds(decode_s, prefill_s, self.shared_s)
