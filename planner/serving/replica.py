@@ -309,8 +309,10 @@ class Replica:
                 hi = mid - 1
         return lo
 
-    def _decode_run(self) -> bool:
-        """Advance a run of pure decode steps; False when the pool has no block for even one."""
+    def _decode_run(self, t_limit: float = math.inf) -> bool:
+        """Advance a run of pure decode steps, stopping at the step in progress at the next admissible
+        arrival or at ``t_limit`` (a balancer may route a request here then); False when the pool has no
+        block for even one step."""
         nd, m = self.nd, self.m
         k = self.fin_min - self.T
         if m.window is not None:
@@ -319,7 +321,7 @@ class Replica:
             k = self._run_length(k)
             if k == 0:
                 return False
-        x = self.next_arrival() - self.now if self.nd < self.s.max_seqs else math.inf
+        x = min(self.next_arrival() if self.nd < self.s.max_seqs else math.inf, t_limit) - self.now
         S0 = self._ctx_sum()
         if m.window is None:
             # t_j = a + b·j (context sum S0 + nd·j at step j); E(j) = j·a + b·j(j+1)/2
@@ -354,7 +356,7 @@ class Replica:
                 continue
             if self.now >= t_limit:
                 return
-            if not self.pre and self.nd and not self._can_admit() and self._decode_run():
+            if not self.pre and self.nd and not self._can_admit() and self._decode_run(t_limit):
                 continue
             self._general_step()
 
