@@ -82,6 +82,8 @@ def test_sweep_and_plot(cli, tmp_path):
     ("--gpus", "h100-sxm", "--rps", "5", "--lb", "random"),
     ("--gpus", "h100-sxm", "--rps", "5", "--trace", "/nonexistent.csv"),
     ("--gpus", "h100-sxm", "--concurrency", "2", "--sweep-rps"),
+    ("--gpus", "h100-sxm", "--rps", "5", "--burstiness", "0"),
+    ("--gpus", "h100-sxm", "--rps", "1e9"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, args):
     res = cli("fleet", "--model", "llama3.1-8b", "--duration", "30", *args)

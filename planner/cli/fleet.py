@@ -9,15 +9,22 @@ import typer
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
 
 
-def _progress(enabled: bool):
-    """A rich status line on stderr, only on a terminal."""
+def _progress(enabled: bool, total: int):
+    """A rich progress bar on stderr over the devices (and their rate sweeps), only on a terminal."""
     if not enabled or not sys.stderr.isatty():
         return None, None
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    status = Console(stderr=True).status("simulating")
-    status.start()
-    return (lambda msg: status.update(f"simulating {msg}")), status
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("simulating", total=total)
+    bar.start()
+
+    def update(message: str, advance: int = 0) -> None:
+        bar.update(task, description=f"simulating {message}", advance=advance)
+
+    return update, bar
 
 
 def fleet_command(
@@ -79,9 +86,10 @@ def fleet_command(
     slo = Slo(ttft_p95, tpot_p95, e2e_p95, min_goodput)
     knobs = EngineKnobs(slots=slots, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         prefix_hit=prefix_hit)
-    progress, status = _progress(not as_json)
+    devices = device_ids(gpus, False)
+    progress, status = _progress(not as_json, len(devices) * (2 if (sweep_rps or plot) else 1))
     try:
-        rows, workload = fleet(model, device_ids(gpus, False), engine, traffic, slo, max_gpus=max_gpus, quant=quant,
+        rows, workload = fleet(model, devices, engine, traffic, slo, max_gpus=max_gpus, quant=quant,
                                kv_dtype=kv_dtype, tp=tp, pp=pp, replicas=replicas, knobs=knobs,
                                usd_per_gpu_hour=usd_per_gpu_hour, progress=progress)
         sweeps = _sweeps(rows, traffic, slo, knobs, progress) if (sweep_rps or plot) else {}
@@ -121,6 +129,8 @@ def _sweeps(rows, traffic, slo, knobs, progress) -> dict:
             progress(f"rate sweep on {s['gpu']}")
         k = replace(knobs, slots=r.slots, slot_ctx=r.ctx) if r.slots else knobs
         out[s["gpu"]] = sweep(r.deployment, s["replicas"], traffic, slo, k)
+        if progress:
+            progress(f"rate sweep on {s['gpu']}", 1)
     return out
 
 

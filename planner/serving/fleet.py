@@ -106,6 +106,8 @@ def fleet(model: str, gpus: list[str], engine: str, traffic: Traffic, slo: Slo, 
         s = size_device(q, hw, progress)
         ctxs[hw.id] = s.ctx
         rows.append(_row(s, hw, q, usd_per_gpu_hour))
+        if progress:
+            progress(f"{hw.id} sized", 1)
     inf = float("inf")
     rows.sort(key=lambda r: (not r["meets_slo"], r["usd_per_million_tokens"] if r["usd_per_million_tokens"]
                              is not None else inf, r["gpus"] or inf, r["gpu"]))

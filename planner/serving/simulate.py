@@ -10,7 +10,7 @@ from planner.errors import InputError
 from planner.serving.book import Book
 from planner.serving.replica import Replica, Scheduler
 from planner.serving.steps import StepModel
-from planner.serving.traffic import LengthDist, Requests, read_trace, synthetic
+from planner.serving.traffic import MAX_REQUESTS, LengthDist, Requests, read_trace, synthetic
 
 MAX_CLIENTS = 100_000
 CLIENT_STAGGER_S = 1.0
@@ -38,6 +38,8 @@ class Traffic:
             raise InputError("--duration must be between 0 and 604800 seconds")
         if self.concurrency is not None and not 1 <= self.concurrency <= MAX_CLIENTS:
             raise InputError(f"--concurrency must be between 1 and {MAX_CLIENTS:,}")
+        if not 0.01 <= self.burstiness <= 1000:
+            raise InputError("--burstiness must be between 0.01 and 1000 (1 = Poisson)")
         if self.lb not in ("round-robin", "least-loaded"):
             raise InputError(f"--lb takes round-robin or least-loaded, not '{self.lb}'")
 
@@ -139,7 +141,7 @@ def _closed_loop(steps: StepModel, sched: Scheduler, replicas: int, traffic: Tra
 
     def make(r_index: int) -> Replica:
         def on_finish(rid: int, t: float, r_index=r_index) -> None:
-            if t < traffic.duration_s:
+            if t < traffic.duration_s and book.n < MAX_REQUESTS:
                 p, g = draw()
                 reps[r_index].submit(book.add(t, p, g))
         return Replica(steps, sched, book, on_finish)

@@ -106,8 +106,8 @@ def poisson_or_gamma_arrivals(rng: np.random.Generator, rps: float, duration_s: 
     benchmark_serving --burstiness."""
     if rps <= 0 or not math.isfinite(rps):
         raise InputError("--rps must be a positive number")
-    if burstiness <= 0 or not math.isfinite(burstiness):
-        raise InputError("--burstiness must be a positive number")
+    if not (0.01 <= burstiness <= 1000):
+        raise InputError("--burstiness must be between 0.01 and 1000 (1 = Poisson)")
     expected = rps * duration_s
     if expected > MAX_REQUESTS:
         raise InputError(f"--rps x --duration asks for {expected:,.0f} requests; at most {MAX_REQUESTS:,}")
