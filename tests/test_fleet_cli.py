@@ -100,3 +100,16 @@ def test_fleet_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_an_azure_trace_is_replayed_and_rates_are_per_second_of_the_trace(cli, tmp_path):
+    trace = tmp_path / "azure.csv"
+    rows = [f"2023-11-16 18:{15 + i // 60:02d}:{i % 60:02d}.5000000,{300 + 7 * i},{20 + i % 50}" for i in range(0, 120, 2)]
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n")
+    res = cli("fleet", "--model", "llama3.1-8b", "--gpus", "h100-sxm", "--trace", str(trace), "--tpot-p95", "0.05",
+              "--json")
+    assert res.code == 0
+    data = json.loads(res.out)
+    row = data["rows"][0]
+    assert data["workload"]["prompt"] == "trace"
+    assert row["goodput_rps"] == pytest.approx(0.5, rel=0.02)  # 60 requests, one every 2 s

@@ -388,4 +388,3 @@ def no_kv_cache_seconds(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     step = (hi - lo) / limit
     ys = [k.seconds(round(lo + i * step))[0] for i in range(limit + 1)]
     return float((sum(ys) - (ys[0] + ys[-1]) / 2) * step + (ys[0] + ys[-1]) / 2)
-

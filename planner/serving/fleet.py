@@ -67,7 +67,8 @@ def workload_summary(q: FleetQuery, ctx_by_gpu: dict[str, int]) -> dict:
     t = q.traffic
     return {
         "model": q.model.spec.id, "engine": q.engine.value, "rps": t.rps, "concurrency": t.concurrency,
-        "trace": t.trace, "prompt": t.prompt.describe(), "gen": t.gen.describe(), "burstiness": t.burstiness,
+        "trace": t.trace, "prompt": "trace" if t.trace else t.prompt.describe(),
+        "gen": "trace" if t.trace else t.gen.describe(), "burstiness": t.burstiness,
         "duration_s": t.duration_s, "seed": t.seed, "lb": t.lb, "prefix_hit": q.knobs.prefix_hit,
         "slo": {"ttft_p95_s": q.slo.ttft_p95_s, "tpot_p95_s": q.slo.tpot_p95_s, "e2e_p95_s": q.slo.e2e_p95_s,
                 "min_goodput_rps": q.slo.min_goodput_rps},

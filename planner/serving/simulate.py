@@ -96,10 +96,14 @@ def simulate(steps: StepModel, sched: Scheduler, replicas: int, traffic: Traffic
     rng = np.random.default_rng(traffic.seed)
     book = Book()
     horizon = 2 * traffic.duration_s + 60.0
+    window = traffic.duration_s
     if traffic.concurrency is not None:
         reps = _closed_loop(steps, sched, replicas, traffic, book, rng)
     else:
         reqs = _requests(traffic, rng)
+        if traffic.trace is not None and len(reqs) > 1:
+            # a trace shorter than --duration: rates are per second of the trace's own span
+            window = min(window, float(reqs.arrival_s[-1]) * len(reqs) / (len(reqs) - 1))
         ids = book.add_many(reqs.arrival_s, reqs.prompt, reqs.gen)
         reps = [Replica(steps, sched, book) for _ in range(replicas)]
         if traffic.lb == "round-robin" or replicas == 1:
@@ -109,7 +113,7 @@ def simulate(steps: StepModel, sched: Scheduler, replicas: int, traffic: Traffic
             _least_loaded(reps, ids, book)
     for r in reps:
         r.advance_until(horizon)
-    return measure(book, reps, traffic.duration_s, horizon, slo)
+    return measure(book, reps, window, horizon, slo)
 
 
 def _least_loaded(reps: list[Replica], ids: np.ndarray, book: Book) -> None:

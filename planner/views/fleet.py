@@ -34,7 +34,8 @@ def header(w: dict) -> str:
     load = (f"{w['rps']:g} req/s" if w["rps"] is not None else
             f"{w['concurrency']} clients (closed loop)" if w["concurrency"] is not None else f"trace {w['trace']}")
     slo = ", ".join(f"{k} <= {v:g}" for k, v in w["slo"].items() if v is not None) or "no SLO"
-    return (f"{w['model']} with {w['engine']}: {load}, prompt {w['prompt']}, output {w['gen']} tokens; "
+    sizes = "" if w["trace"] is not None else f", prompt {w['prompt']}, output {w['gen']} tokens"
+    return (f"{w['model']} with {w['engine']}: {load}{sizes}; "
             f"{w['duration_s']:g} s simulated, seed {w['seed']}; SLO {slo}")
 
 
