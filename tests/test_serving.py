@@ -192,3 +192,13 @@ def test_trace_replay_runs_the_trace_requests(tmp_path):
     m = evaluate(_vllm_h100(), _traffic(trace=str(p), duration_s=600.0), Slo())
     assert m.requests == m.finished == 40
     assert math.isclose(m.littles_law_l, m.littles_law_lambda_w, rel_tol=1e-9)
+
+
+def test_traffic_of_builds_validated_traffic_for_other_stages():
+    from planner.serving.capacity import traffic_of
+
+    t = traffic_of(rps=2.0, prompt="uniform:100,200", gen=50, duration_s=30.0)
+    m = evaluate(_vllm_h100(), t, Slo(ttft_p95_s=1.0, tpot_p95_s=0.05, min_goodput_rps=1.0))
+    assert m.meets_slo and m.ttft_s["p95"] < 1.0
+    with pytest.raises(InputError):
+        traffic_of(rps=2.0, concurrency=3)

@@ -37,6 +37,19 @@ def evaluate(d: Deployment, traffic: Traffic, slo: Slo, replicas: int = 1,
     return simulate(StepModel(d), sched, replicas, traffic, slo)
 
 
+def traffic_of(*, rps: float | None = None, prompt: str | int = 512, gen: str | int = 256, trace: str | None = None,
+               concurrency: int | None = None, burstiness: float = 1.0, duration_s: float = 600.0, seed: int = 0,
+               lb: str = "round-robin") -> Traffic:
+    """A validated ``Traffic`` from plain values (as a deploy file would carry them); lengths take the
+    same forms as ``--prompt``/``--gen``. Raises InputError on bad values."""
+    from planner.serving.traffic import parse_length
+
+    t = Traffic(prompt=parse_length(prompt, "prompt"), gen=parse_length(gen, "gen"), rps=rps, concurrency=concurrency,
+                trace=trace, burstiness=burstiness, duration_s=duration_s, seed=seed, lb=lb)
+    t.check()
+    return t
+
+
 @dataclass(frozen=True)
 class Layout:
     quant: str
