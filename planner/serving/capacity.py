@@ -25,7 +25,7 @@ VLLM_QUANTS = ("bf16", "fp8", "awq-int4")  # best quality first
 GGUF_QUANTS = ("q8_0", "q6_k", "q5_k_m", "q4_k_m")
 TP_SIZES = (1, 2, 4, 8)
 GPUS_PER_NODE = 8
-SCREEN_REQUESTS = 3000  # requests per screening run; the chosen layout is re-run for the full duration
+SCREEN_REQUESTS = 2000  # requests per screening run; the chosen layout is re-run for the full duration
 Progress = Callable[..., None]  # progress(message, advance=0)
 
 
