@@ -8,7 +8,7 @@ import pytest
 
 from planner.serving.fleet import ROW_KEYS
 
-BASE = ("fleet", "--model", "llama3.1-8b", "--prompt", "1000", "--gen", "300", "--duration", "120")
+BASE = ("fleet", "--model", "llama3.1-8b", "--prompt", "1000", "--gen", "300", "--duration", "60")
 
 
 def test_done_when_command_prints_layout_gpus_goodput_cost_and_exits_0(cli):
