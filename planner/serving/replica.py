@@ -120,8 +120,9 @@ class Replica:
         total = self.s.total_blocks
         if total is None:
             return True
-        pre = self._prefill_blocks()
-        if self._decode_blocks(steps_ahead) + pre + extra <= total:
+        pre = self._prefill_blocks() if self.pre else 0
+        nd, bt = self.nd, self.s.block_tokens
+        if (self.sum_base + nd * (self.T + steps_ahead + bt - 1)) // bt + pre + extra <= total:
             return True
         return self._decode_blocks(steps_ahead, exact=True) + pre + extra <= total
 
@@ -346,8 +347,10 @@ class Replica:
 
     def advance_until(self, t_limit: float) -> None:
         """Run the steps that start before ``t_limit``; an idle replica jumps to its next arrival."""
+        pending, arrival = self.pending, self.book.arrival
         while True:
-            self._arrive()
+            if pending and arrival[pending[0]] <= self.now:
+                self._arrive()
             if self.nd == 0 and not self.pre and not self.waiting:
                 na = self.next_arrival()
                 if na >= t_limit:
