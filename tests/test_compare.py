@@ -130,3 +130,40 @@ def test_ctx_above_the_trained_context_is_an_input_error_naming_it(cli):
     res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--ctx", "200000")
     assert res.code == 2
     assert res.err_lines == ["error: --ctx 200,000 is above llama3.1-8b's trained context of 131,072 tokens"]
+
+
+def test_min_quality_compares_every_device_at_a_comparable_format(cli):
+    """Issue 11: without a floor the RTX 5090 ranked first with q2_k on one card; with the default floor
+    (4-bit K-quant class) it takes a second card instead, like the RTX 4090."""
+    args = ("compare", "--model", "llama3.1-70b", "--gpus", "rtx4090,rtx5090", "--json")
+    rows = {r["gpu"]: r for r in json.loads(cli(*args).out)["rows"]}
+    from planner.search.compare import QUALITY_RANK
+
+    for r in rows.values():
+        assert QUALITY_RANK[r["best_quant"]] >= QUALITY_RANK["q4_k_m"]
+    assert rows["rtx5090"]["num_gpus_needed"] == 2
+    anyq = {r["gpu"]: r for r in json.loads(cli(*args, "--min-quality", "any").out)["rows"]}
+    assert QUALITY_RANK[anyq["rtx5090"]["best_quant"]] < QUALITY_RANK["q4_k_m"]
+    assert anyq["rtx5090"]["num_gpus_needed"] == 1
+
+
+def test_min_quality_is_said_in_the_header_and_bad_values_exit_2(cli):
+    res = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--min-quality", "q8_0")
+    assert res.code == 0 and "quality class q8_0 or better" in res.out.splitlines()[0]
+    bad = cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--min-quality", "q9_x")
+    assert bad.code == 2 and len(bad.err_lines) == 1
+
+
+def test_cost_and_energy_per_million_tokens_follow_price_and_power(cli):
+    rows = json.loads(cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090,h100-sxm", "--json").out)["rows"]
+    for r in rows:
+        agg = r["decode_tok_s"]  # concurrency 1
+        from planner.spec import catalog
+
+        hw = catalog.load_hardware(r["gpu"])
+        g = r["num_gpus_needed"]
+        assert r["usd_per_million_tokens"] == pytest.approx(hw.cloud_price.usd_per_gpu_hour * g / (agg * 3600) * 1e6)
+        assert r["energy_kwh_per_million_tokens"] == pytest.approx(hw.power.board_watts * g / 1000 / (agg * 3600) * 1e6)
+    over = json.loads(cli("compare", "--model", "llama3.1-8b", "--gpus", "rtx4090", "--usd-per-gpu-hour", "2",
+                          "--sort", "cost", "--json").out)["rows"][0]
+    assert over["usd_per_million_tokens"] == pytest.approx(2 / (over["decode_tok_s"] * 3600) * 1e6)

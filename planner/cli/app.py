@@ -25,9 +25,9 @@ app = typer.Typer(
 
 def _register() -> None:
     # Each command lives in its own module and imports the heavy parts of the library lazily.
-    from planner.cli import calibrate, catalog, check, compare, plan, recommend, validate, web
+    from planner.cli import calibrate, catalog, check, compare, fleet, plan, recommend, validate, web
 
-    for module in (plan, catalog, validate, calibrate, recommend, compare, check, web):
+    for module in (plan, catalog, validate, calibrate, recommend, compare, check, fleet, web):
         module.register(app)
 
 

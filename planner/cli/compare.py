@@ -23,7 +23,10 @@ def compare_command(
     max_e2e: float | None = typer.Option(None, "--max-e2e", min=0, help="end-to-end latency, at most (s)"),
     headroom: float = typer.Option(0.1, "--headroom", min=0, max=0.99, help="fraction of device memory kept free"),
     prefer: str = typer.Option("quality", "--prefer", help="quality or speed: how the best quant is chosen"),
-    sort: str = typer.Option("tok_s", "--sort", help="tok_s, price or memory"),
+    sort: str = typer.Option("tok_s", "--sort", help="tok_s, price, memory or cost"),
+    min_quality: str = typer.Option("q4_k_m", "--min-quality",
+                                    help="weakest format class allowed (a quant id, e.g. q4_k_m, q8_0), or any"),
+    usd_per_gpu_hour: float | None = typer.Option(None, "--usd-per-gpu-hour", help="override the catalog price"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
     plot: str | None = typer.Option(None, "--plot", help="write a bar chart per device to FILE.png"),
@@ -48,7 +51,7 @@ def compare_command(
         remove_stale(plot_target(plot))  # refuse a folder or device before any work; no stale picture
     targets = Targets(min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e, headroom_fraction=headroom)
     rows = compare(model, device_ids(gpus, all_devices), engine, ctx, quant, kv_dtype, prompt, gen, concurrency,
-                   targets, prefer, sort)
+                   targets, prefer, sort, min_quality, usd_per_gpu_hour)
     if plot:
         from planner.views import plot as plotting
 
@@ -64,7 +67,7 @@ def compare_command(
     else:
         from planner.views import compare as compare_view
 
-        print(compare_view.text(rows, model, ctx, engine, concurrency))
+        print(compare_view.text(rows, model, ctx, engine, concurrency, min_quality, quant))
     raise typer.Exit(EXIT_OK if any(r.fits for r in rows) else EXIT_FAIL)
 
 

@@ -206,6 +206,18 @@ class Price(Sourced):
     launch_usd: float = Field(gt=0, le=1e9, strict=True)
 
 
+class Power(Sourced):
+    """Board power (TDP / total graphics power) of one device at full load."""
+
+    board_watts: float = Field(gt=0, le=10_000, strict=True)
+
+
+class CloudPrice(Sourced):
+    """A public on-demand rental price for one GPU of this kind."""
+
+    usd_per_gpu_hour: float = Field(gt=0, le=1_000, strict=True)
+
+
 class HardwareProfile(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=100)
     name: str = Field(min_length=1, max_length=200)
@@ -219,6 +231,8 @@ class HardwareProfile(Strict):
     unified_memory: UnifiedMemory | None = None
     price: Price | None = None
     gpu_cores: GpuCores | None = None
+    power: Power | None = None
+    cloud_price: CloudPrice | None = None
 
     @model_validator(mode="after")
     def _check(self) -> HardwareProfile:

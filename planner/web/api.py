@@ -141,7 +141,7 @@ def compare_handler(r: rq.CompareRequest) -> tuple[object, int]:
     names = device_ids(r.gpus, r.all)
     gpus = names if r.all else [catalog_id("gpu", g, "--gpus") for g in names]
     rows = compare(model, gpus, r.engine, r.ctx, r.quant, r.kv_dtype, r.prompt, r.gen, r.concurrency,
-                   _targets(r, None), r.prefer, r.sort)
+                   _targets(r, None), r.prefer, r.sort, r.min_quality, r.usd_per_gpu_hour)
     return compare_document(rows), EXIT_OK if any(row.fits for row in rows) else EXIT_FAIL
 
 

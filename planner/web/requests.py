@@ -115,6 +115,8 @@ class CompareRequest(_Body):
     headroom: float = Field(0.1, ge=0, le=0.99)
     prefer: str = Field("quality", max_length=40)
     sort: str = Field("tok_s", max_length=40)
+    min_quality: str = Field("q4_k_m", max_length=40)
+    usd_per_gpu_hour: float | None = Field(None)
 
     @field_validator("gpus", mode="before")
     @classmethod
