@@ -16,6 +16,8 @@ from hypothesis.extra import numpy as hnp
 from planner.spec import catalog
 
 from planner.physics import latency
+
+from planner.physics import prefill
 from planner.physics.efficiency import Efficiency, communication, default_efficiency
 from planner.errors import InputError
 from planner.estimate import ResolvedModel, deployment, get_engine
@@ -82,7 +84,7 @@ def decode_obs(d, eff: Efficiency) -> Observation:
 
 
 def prefill_obs(d, eff: Efficiency) -> Observation:
-    t, bound = latency.prefill_seconds(d, eff, host_efficiency(d), communication(), d.workload.prompt_tokens)
+    t, bound = prefill.prefill_seconds(d, eff, host_efficiency(d), communication(), d.workload.prompt_tokens)
     assert bound == "compute"  # the prefill fit is linear only where prefill is compute-bound
     return Observation(d, prefill_s=t)
 

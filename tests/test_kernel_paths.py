@@ -10,6 +10,7 @@ import pytest
 from planner.estimate import ResolvedModel, deployment, get_engine
 from planner.physics import kernel_paths as kp
 from planner.physics import latency
+from planner.physics import prefill
 from planner.physics.efficiency import Efficiency, communication
 from planner.physics.quant import get_quant
 from planner.physics.workload import Workload
@@ -104,8 +105,8 @@ def test_attention_score_traffic_adds_bytes_per_query_key_pair_without_flash_att
     d = dep("rtx4090", prompt=4096)
     with_scores = eff(gemm_tensor_share={"float": 0.4}, score_bytes_per_pair_head=16.0)
     without = eff(gemm_tensor_share={"float": 0.4})
-    t1, _ = latency.prefill_seconds(d, with_scores, with_scores, communication(), 4096)
-    t0, _ = latency.prefill_seconds(d, without, without, communication(), 4096)
+    t1, _ = prefill.prefill_seconds(d, with_scores, with_scores, communication(), 4096)
+    t0, _ = prefill.prefill_seconds(d, without, without, communication(), 4096)
     expected = 32 * 16.0 * 32 * (4096 * 4097 / 2) / 1008e9
     assert t1 - t0 == pytest.approx(expected, rel=1e-9)
 

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from planner.spec import catalog
 
 from planner.physics import latency
+
+from planner.physics import prefill
 from planner.physics.efficiency import communication, default_efficiency
 from planner.estimate import DEFAULT_HOST, ResolvedModel, deployment, fewest_host_layers, get_engine, plan, resolve
 from planner.physics.memory import memory_breakdown
@@ -98,7 +100,7 @@ def test_plan_times_are_the_sums_of_their_steps(model, gpu, quant, engine, promp
     k = coefficients(d)
     p = one(model, gpu, quant, engine, wl).performance
     eff = default_efficiency(d.engine, d.hardware)
-    ttft, _ = latency.prefill_seconds(d, eff, host_efficiency(d), communication(), prompt)
+    ttft, _ = prefill.prefill_seconds(d, eff, host_efficiency(d), communication(), prompt)
     assert p.ttft_s == pytest.approx(ttft, rel=REL)
     assert p.e2e_s == pytest.approx(ttft + sum(k.step_seconds(prompt + i) for i in range(1, gen)), rel=REL)
     assert p.decode_tok_s == pytest.approx(gen / sum(k.step_seconds(prompt + i) for i in range(gen)), rel=REL)
@@ -271,8 +273,8 @@ def test_no_kv_cache_short_generation_is_the_exact_sum_of_prefills():
     """Up to 257 recomputations are summed exactly: Σ_{n=P}^{P+N−1} prefill(n)."""
     d = make_deployment("llama3.1-8b", "rtx4090", "q4_k_m", workload=Workload(prompt_tokens=100, gen_tokens=50))
     eff, comm = default_efficiency(d.engine, d.hardware), communication()
-    expected = sum(latency.prefill_seconds(d, eff, host_efficiency(d), comm, n)[0] for n in range(100, 150))
-    assert latency.no_kv_cache_seconds(d, eff, host_efficiency(d), comm, 100, 50) == pytest.approx(expected, rel=REL)
+    expected = sum(prefill.prefill_seconds(d, eff, host_efficiency(d), comm, n)[0] for n in range(100, 150))
+    assert prefill.no_kv_cache_seconds(d, eff, host_efficiency(d), comm, 100, 50) == pytest.approx(expected, rel=REL)
 
 
 # Published anchors (docs/physics.md §4.2), each with its cited tolerance ---------------------------------

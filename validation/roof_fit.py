@@ -25,6 +25,7 @@ from planner.calibrate.validate import Measurement
 from planner.physics import kernel_paths as kp
 from planner.physics.arith import maximum
 from planner.physics import latency
+from planner.physics import prefill
 from planner.physics.efficiency import Efficiency, communication
 
 FAMILIES = ("float", "kquant")
@@ -79,7 +80,7 @@ def decode_row(m: Measurement, d) -> dict:
 
 def prefill_row(m: Measurement, d) -> dict:
     hw = d.hardware
-    k = latency.prefill_coefficients(d, UNIT, UNIT, communication())
+    k = prefill.prefill_coefficients(d, UNIT, UNIT, communication())
     p = d.workload.prompt_tokens
     total = k.batch * p
     chunk = min(k.engine_chunk, total) if k.engine_chunk else total

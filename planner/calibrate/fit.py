@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.physics import kernel_paths, latency
+from planner.physics import kernel_paths, latency, prefill
 from planner.physics.efficiency import Efficiency, communication
 from planner.errors import InputError
 from planner.physics.workload import Deployment
@@ -82,9 +82,9 @@ def _prefill_terms(d: Deployment, allreduce_s: float | None = None, layer_s: flo
                       step_overhead_s=0.0, prefill_overhead_s=0.0, source="unit")
     comm = communication()
     unit = unit.model_copy(update={"allreduce_latency_s": allreduce_s})
-    t, _ = latency.prefill_seconds(d, unit, unit, comm, d.workload.prompt_tokens)
+    t, _ = prefill.prefill_seconds(d, unit, unit, comm, d.workload.prompt_tokens)
     total = d.workload.prompt_tokens * d.workload.batch
-    chunks = -(-total // min(latency.prefill_chunk_tokens(d, total), total))
+    chunks = -(-total // min(prefill.prefill_chunk_tokens(d, total), total))
     comm_s = latency.communication_seconds(d, comm, chunks, allreduce_s)
     return t - comm_s, comm_s + chunks * d.model.architecture.n_layers * layer_s
 
@@ -232,7 +232,7 @@ def prediction_errors(observations: list[Observation], eff: Efficiency) -> tuple
             t = latency.decode_seconds_total(k, d.workload.prompt_tokens, d.workload.gen_tokens) / d.workload.gen_tokens
             dec.append(100.0 * (o.decode_step_s / t - 1.0))
         if o.prefill_s and d.workload.prompt_tokens > 0:
-            t, _ = latency.prefill_seconds(d, eff, host_efficiency(d), comm, d.workload.prompt_tokens)
+            t, _ = prefill.prefill_seconds(d, eff, host_efficiency(d), comm, d.workload.prompt_tokens)
             pre.append(100.0 * (o.prefill_s / t - 1.0))
     return dec, pre
 

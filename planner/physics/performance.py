@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.physics import latency
+
+from planner.physics import prefill
 from planner.physics.efficiency import Efficiency, communication, decode_error_band, default_efficiency
 from planner.spec.schema import DeviceKind
 from planner.physics.workload import Deployment
@@ -54,13 +56,13 @@ def performance(d: Deployment, eff: Efficiency | None = None) -> Performance:
     decode_total = latency.decode_seconds_total(k, P, N)
     decode_tok_s = N / decode_total
     if P > 0:
-        prefill_s, prefill_bound = latency.prefill_seconds(d, eff, host_eff, comm, P)
+        prefill_s, prefill_bound = prefill.prefill_seconds(d, eff, host_eff, comm, P)
         ttft = prefill_s
         prefill_tok_s = B * P / prefill_s
     else:  # an empty prompt: the first token is a decode step from an empty context (llama-bench tg)
         ttft, prefill_tok_s, prefill_bound = k.step_seconds(0), None, None
     e2e = ttft + latency.decode_seconds_total(k, P + 1, N - 1)
-    no_cache = latency.no_kv_cache_seconds(d, eff, host_eff, comm, P, N)
+    no_cache = prefill.no_kv_cache_seconds(d, eff, host_eff, comm, P, N)
     return Performance(
         decode_tok_s=decode_tok_s,
         decode_tok_s_first=1.0 / first_step,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.physics import latency
+
+from planner.physics import prefill
 from planner.physics.efficiency import Efficiency, communication, default_efficiency
 from planner.physics.kvcache import KVDType, KVDTypes
 from planner.physics.memory import memory_fits, memory_parts, usable_device_bytes
@@ -77,7 +79,7 @@ class Group:
         fits = memory_fits(parts, self.usable, self.G)
         k = latency.decode_coefficients(d, self.eff, self.host_eff, self.comm, batch=B, host_layers=h, kv=kv)
         if P > 0:
-            ttft, _ = latency.prefill_coefficients(d, self.eff, self.host_eff, self.comm, batch=B,
+            ttft, _ = prefill.prefill_coefficients(d, self.eff, self.host_eff, self.comm, batch=B,
                                                    host_layers=h).seconds(P)
         else:  # an empty prompt: the first token is a decode step from an empty context
             ttft = k.step_seconds(0)

@@ -5,7 +5,7 @@ A step runs the decode tokens of every sequence past its prompt plus prefill chu
 * decode part: ``batching.batched_decode_step_seconds`` with the decode coefficients at that batch size
   (weights read once per step, each sequence's KV, tensor-parallel communication);
 * prefill part: a chunk covering prompt positions (a, a+n] costs prefill(a+n) − prefill(a) of
-  ``latency.PrefillCoefficients.seconds``, so the chunks of one prompt add up to exactly `plan`'s TTFT;
+  ``prefill.PrefillCoefficients.seconds``, so the chunks of one prompt add up to exactly `plan`'s TTFT;
 * several prompts in one step pay the prefill call's fixed overhead once, not once per prompt;
 * together: ``batching.mixed_step_seconds`` (one weight read and one step overhead shared).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.physics import batching, latency
+from planner.physics import batching, latency, prefill
 from planner.physics.efficiency import Efficiency, communication, default_efficiency
 from planner.physics.performance import host_efficiency
 from planner.physics.workload import Deployment
@@ -29,7 +29,7 @@ class StepModel:
         self.host_eff = host_efficiency(d)
         self.comm = communication()
         self._decode: dict[int, latency.DecodeCoefficients] = {}
-        self._prefill_k = latency.prefill_coefficients(d, self.eff, self.host_eff, self.comm, batch=1)
+        self._prefill_k = prefill.prefill_coefficients(d, self.eff, self.host_eff, self.comm, batch=1)
         self._prefill: dict[int, float] = {0: 0.0}
         self.weight_stream_s = batching.weight_stream_seconds(d, self.eff, self.host_eff, self.comm)
         self.shared_s = self.weight_stream_s + self.eff.step_overhead_s
