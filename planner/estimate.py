@@ -97,6 +97,7 @@ def deployment(
     parallel: Parallel | None = None,
     host: HardwareProfile | None = None,
     host_layers: int = 0,
+    threads: int | None = None,
 ) -> Deployment:
     check_supported(engine, quant, model.spec)
     if kv_dtype.lower() not in ENGINE_KV_DTYPES[engine]:
@@ -113,7 +114,7 @@ def deployment(
     return Deployment(
         model=model.spec, hardware=hardware, engine=engine, quant=quant, kv_dtype=get_kv_dtype(kv_dtype),
         layout=layout, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes, parallel=parallel,
-        host=host, host_layers=host_layers, layout_from_file=from_file,
+        host=host, host_layers=host_layers, layout_from_file=from_file, threads=threads,
     )
 
 
@@ -246,11 +247,13 @@ def plan(
     offload: str | int | None = "none",
     host: str | None = None,
     efficiency: Efficiency | None = None,
+    threads: int | None = None,
 ) -> list[Estimate]:
     """Estimates for one quant, or for every quant the engine runs when ``quant`` is None.
 
     ``offload``: "none" (everything in device memory), "auto" (the fewest host layers that fit) or
-    a number of layers kept in host memory (llama.cpp only)."""
+    a number of layers kept in host memory (llama.cpp only). ``threads``: CPU threads for layers on
+    CPU cores (llama.cpp ``-t``; default the physical cores)."""
     from planner.physics.quant import quants_for
 
     eng = get_engine(engine)
@@ -265,7 +268,8 @@ def plan(
     out = []
     for f in formats:
         def make(h: int, f=f) -> Deployment:
-            return deployment(resolved, hw, eng, f, kv_dtype, workload, num_gpus, nodes, parallel, host_hw, h)
+            return deployment(resolved, hw, eng, f, kv_dtype, workload, num_gpus, nodes, parallel, host_hw, h,
+                              threads)
 
         if mode == "auto":
             h = fewest_host_layers(make)

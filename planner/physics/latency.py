@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from planner.physics import cpu as cpu_roof
 from planner.physics import engines as eng
 from planner.physics.efficiency import Communication, Efficiency
 from planner.physics.kvcache import kv_bytes_per_token_layer
@@ -200,9 +201,15 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     w_dev = (weight_read_bytes(d, dev_layers, B) + d.layout.output_bytes) / tp
     f_dev = 2.0 * (active_linear_params_per_token(spec, dev_layers) + head_params) * B / tp
     t_dev, bound = roofline_seconds(f_dev, w_dev, r.decode_flops_per_s, r.weight_bytes_per_s)
+    if cpu_device:
+        t_dev, bound = cpu_roof.decode_step_roof(d, d.hardware, dev_layers, True, B, w_dev,
+                                                 r.weight_bytes_per_s, (t_dev, bound))
     w_host = weight_read_bytes(d, host_layers, B)
     f_host = 2.0 * active_linear_params_per_token(spec, host_layers) * B
     t_host = roofline_seconds(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)[0] if w_host else 0.0
+    if w_host and d.host is not None:
+        t_host = cpu_roof.decode_step_roof(d, d.host, host_layers, False, B, w_host,
+                                           r.host_weight_bytes_per_s, (t_host, "memory"))[0]
     fixed = (eff.step_overhead_s + n * eff.layer_overhead_s + t_dev + t_host
              + communication_seconds(d, comm, 1, eff.allreduce_latency_s))
 
