@@ -133,3 +133,15 @@ def test_other_engines_on_cpu_keep_the_flop_roofline():
     hw = catalog.load_hardware("ddr5-6000-2ch")
     with_threads = plan("llama3-8b", hw, quant="bf16", engine="torch", threads=1)[0].performance.decode_tok_s
     assert with_threads == plan("llama3-8b", hw, quant="bf16", engine="torch")[0].performance.decode_tok_s
+
+
+# ikawrakow/ik_llama.cpp PR #54 (Sep 2024), "t/s (llama.cpp)" column, i.e. mainline llama.cpp: LLaMA-3.1-8B
+# tg128 on a Ryzen 9 7950X (Zen 4) with 4 threads. The op counts were not fitted to these rows.
+@pytest.mark.parametrize(("quant", "measured_tok_s", "bound"), [("q4_0", 11.25, "compute"), ("q8_0", 7.56, "memory")])
+def test_ryzen_7950x_llama31_8b_tg128_at_4_threads(quant, measured_tok_s, bound):
+    from planner.physics.workload import Workload as W
+
+    est = plan("llama3.1-8b", "ddr5-6000-2ch", quant=quant, threads=4, workload=W(ctx=256, prompt_tokens=0,
+                                                                                   gen_tokens=128))[0]
+    assert est.performance.bound == bound
+    assert est.performance.decode_tok_s == pytest.approx(measured_tok_s, rel=0.15)

@@ -172,6 +172,7 @@ def _check(name: str, predicted: float, required: float, unit: str, at_least: bo
 
 def evaluate_one(d: DeploymentSpec, folder: Path | None = None) -> DeploymentResult:
     """Plan one deployment and check it; relative file paths in it are relative to ``folder``."""
+    from planner.calibrate.store import efficiency_for, is_local, local_device
     from planner.estimate import plan
     from planner.units import GIB
     from planner.physics.workload import Workload
@@ -181,8 +182,12 @@ def evaluate_one(d: DeploymentSpec, folder: Path | None = None) -> DeploymentRes
         model = _relative_to(model, folder, MODEL_FILE_SUFFIXES, model_folders=True)
         gpu = _relative_to(gpu, folder, HARDWARE_FILE_SUFFIXES)
     w = Workload(ctx=d.ctx, batch=d.concurrency, prompt_tokens=d.slo.prompt_tokens, gen_tokens=d.slo.gen_tokens)
-    estimates = plan(model, gpu, quant=d.quant, engine=d.engine, kv_dtype=d.kv_dtype, workload=w,
-                     num_gpus=d.num_gpus)
+    device, efficiency = gpu, None
+    if is_local(gpu):  # the device `planner calibrate` measured, each engine through its roofs
+        device = local_device()
+        efficiency = efficiency_for(device.id, d.engine, None)
+    estimates = plan(model, device, quant=d.quant, engine=d.engine, kv_dtype=d.kv_dtype, workload=w,
+                     num_gpus=d.num_gpus, efficiency=efficiency)
     if len(estimates) != 1:
         raise InputError("give a quant (the model is not a file that fixes one)")
     e = estimates[0]

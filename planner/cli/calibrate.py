@@ -96,9 +96,16 @@ def _from_csv(path: str, out: str | None) -> list:
 
 def _from_benchmark(device: str, quick: bool, model: str | None, as_json: bool) -> list:
     """One calibration from this machine's built-in torch benchmark (progress on stderr unless --json)."""
-    from planner.calibrate.bench import calibrate_with_benchmark
+    from planner.calibrate.bench import CalibrationRejected, calibrate_with_benchmark
+    from planner.cli.base import EXIT_FAIL
 
-    cal, _suite = calibrate_with_benchmark(device, quick, model, progress=None if as_json else _progress())
+    try:
+        cal, _suite = calibrate_with_benchmark(device, quick, model, progress=None if as_json else _progress())
+    except CalibrationRejected as exc:
+        if not as_json and sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(f"error: not saved: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_FAIL) from None
     if not as_json and sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
     return [cal]

@@ -127,6 +127,16 @@ def weights_by_type(spec: ModelSpec, quant: str, first_layer: int, stop_layer: i
     return tuple(sorted(out.items()))
 
 
+@lru_cache(maxsize=128)
+def layer_vector_ops(spec: ModelSpec, quant: str, simd: str) -> tuple[tuple[float, ...], tuple[float, ...], float, float]:
+    """Per decoder layer (float-kernel ops, int-kernel ops) for one token, and the head's two: the form a
+    vectorised evaluator needs (prefix sums over the layers kept on CPU cores)."""
+    n = spec.architecture.n_layers
+    per_layer = [token_vector_ops(spec, quant, range(i, i + 1), False, simd) for i in range(n)]
+    head = token_vector_ops(spec, quant, range(0), True, simd)
+    return tuple(f for f, _ in per_layer), tuple(i for _, i in per_layer), head[0], head[1]
+
+
 def token_vector_ops(spec: ModelSpec, quant: str, layers: range, head: bool, simd: str) -> tuple[float, float]:
     """(float-kernel, int-kernel) vector instructions for one token through ``layers`` (+ head)."""
     float_ops = int_ops = 0.0

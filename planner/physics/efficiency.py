@@ -29,7 +29,7 @@ class Efficiency(BaseModel):
     allreduce_latency_s: float | None = Field(default=None, ge=0, le=0.01,
                                               description="overrides the interconnect's all-reduce latency")
     source: str
-    origin: Literal["default", "calibrated"] = "default"
+    origin: Literal["default", "calibrated", "calibrated-roofs"] = "default"
     error_band: tuple[float, float] | None = Field(
         default=None, description="(low, high) measured/predicted decode ratio on held-out runs of a calibration")
 

@@ -52,26 +52,29 @@ def device_ids(gpus: str | None, all_devices: bool) -> list[str]:
     return names
 
 
-def _devices(gpus: list[str]) -> list:
-    """Hardware profiles of ``gpus``, each device once (an id and its alias name the same device)."""
+def _devices(gpus: list) -> list:
+    """Hardware profiles of ``gpus`` (names, or profiles already resolved such as ``--gpus local``), each
+    device once (an id and its alias name the same device)."""
     from planner.spec import catalog
 
     out: dict[str, object] = {}
     for g in gpus:
-        hw = catalog.load_hardware(g)
+        hw = g if not isinstance(g, str) else catalog.load_hardware(g)
         out.setdefault(hw.id, hw)
     return list(out.values())
 
 
 def compare_one(model: str, hw, engine: str, ctx: int, quant: str | None, kv_dtype: str | None,
-                prompt: int, gen: int, concurrency: int, targets: Targets, prefer: str, cache: dict) -> CompareRow:
+                prompt: int, gen: int, concurrency: int, targets: Targets, prefer: str, cache: dict,
+                efficiency=None) -> CompareRow:
     from planner.search.recommend import prepare
     from planner.search.rank import best as best_of
     from planner.search.candidates import gpu_counts, search_all
 
     t = targets.model_copy(update={"min_ctx": ctx})
     s = prepare(model, hw.id, engine, prompt=prompt, gen=gen, concurrency=concurrency, targets=t,
-                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw, ctx_option="--ctx")
+                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw, ctx_option="--ctx",
+                efficiency=efficiency)
     s.cache = cache
     last = None
     for g in gpu_counts(s):
@@ -105,16 +108,19 @@ def _why(results, s) -> tuple[str | None, str | None]:
     return CONSTRAINTS[m.stage], f"{m.config.quant}, {m.config.num_gpus} GPU: {m.message}"
 
 
-def compare(model: str, gpus: list[str], engine: str = "llama.cpp", ctx: int = 4096, quant: str | None = None,
+def compare(model: str, gpus: list, engine: str = "llama.cpp", ctx: int = 4096, quant: str | None = None,
             kv_dtype: str | None = None, prompt: int = 512, gen: int = 256, concurrency: int = 1,
-            targets: Targets | None = None, prefer: str = "quality", sort: Sort = "tok_s") -> list[CompareRow]:
+            targets: Targets | None = None, prefer: str = "quality", sort: Sort = "tok_s",
+            efficiencies: dict | None = None) -> list[CompareRow]:
+    """``efficiencies``: per device id, the efficiency to use instead of the engine's defaults (a
+    calibrated device, e.g. ``local``)."""
     from planner.errors import InputError
 
     if sort not in ("tok_s", "price", "memory"):
         raise InputError(f"--sort takes tok_s, price or memory, not '{sort}'")
     cache: dict = {}
     rows = [compare_one(model, hw, engine, ctx, quant, kv_dtype, prompt, gen, concurrency, targets or Targets(),
-                        prefer, cache) for hw in _devices(gpus)]
+                        prefer, cache, (efficiencies or {}).get(hw.id)) for hw in _devices(gpus)]
     inf = float("inf")
     keys = {
         "tok_s": lambda r: (not r.fits, -(r.decode_tok_s or 0.0), r.gpu),
