@@ -5,7 +5,8 @@ and goes. So every roof (copy and read bandwidth, the SIMD rates on CPU) is meas
 that alternate between the kernels, and every decode configuration in several passes over the whole grid:
 a burst of load then hits different points in different rounds instead of one point in all of them.
 
-* spread of a point = (slowest − fastest) / fastest over its rounds (or passes)
+* spread of a point = (second fastest − fastest) / fastest over its rounds (or passes): whether two
+  repeats agree on the undisturbed speed (a slower repeat only says that load came by)
 * a point whose spread exceeds ``NOISY_SPREAD`` is measured again, at most ``MAX_RETRIES`` more times
 * its value is its fastest round: the least disturbed one
 * points still noisy after the retries are listed; ``planner calibrate`` refuses to save when too many are
@@ -23,8 +24,13 @@ MAX_RETRIES = 2
 
 
 def spread(seconds: list[float]) -> float:
-    """(max − min) / min of repeated timings of one point; 0 for a single timing."""
-    return (max(seconds) - min(seconds)) / min(seconds) if len(seconds) > 1 else 0.0
+    """(second fastest − fastest) / fastest of repeated timings of one point; 0 for a single timing.
+    Contention only adds time, so the two fastest repeats agreeing is what makes the fastest trustworthy,
+    and a retry can only help."""
+    if len(seconds) < 2:
+        return 0.0
+    fastest, second = sorted(seconds)[:2]
+    return (second - fastest) / fastest
 
 
 def load_average() -> float | None:

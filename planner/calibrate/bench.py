@@ -158,7 +158,7 @@ def rejection(noise: dict, heldout_pct: float | None) -> str | None:
     if spreads and len(noisy) / len(spreads) > NOISY_SHARE_LIMIT:
         worst = max(spreads, key=spreads.get)
         return (f"the machine was too busy{busy}: {len(noisy)} of {len(spreads)} measurements still varied by more "
-                f"than 25% between interleaved repeats after retries (worst: {worst}, "
+                f"than 25% between their two fastest interleaved repeats after retries (worst: {worst}, "
                 f"{100 * spreads[worst]:.0f}%); close other programs and run planner calibrate again")
     if heldout_pct is not None and heldout_pct > HELDOUT_LIMIT_PCT:
         return (f"the fit is meaningless{busy}: it predicts the held-out runs with a median error of "

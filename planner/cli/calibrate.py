@@ -130,6 +130,14 @@ def _print_summary(cals: list, paths: list) -> None:
         bw = ", ".join(f"{k} {v:.2f}" for k, v in e.weight_bandwidth.items())
         print(f"  weight bandwidth efficiency: {bw}; KV {e.kv_bandwidth:.2f}; step overhead "
               f"{e.step_overhead_s * 1e3:.2f} ms + {e.layer_overhead_s * 1e6:.1f} us/layer")
+        if c.roofs:
+            r = c.roofs
+            simd = "".join(f", {k} SIMD {r[f'{k}_vector_ops_per_s_per_thread'] / 1e9:.2f} G ops/s per thread"
+                           for k in ("int", "float") if f"{k}_vector_ops_per_s_per_thread" in r)
+            noise = c.noise or {}
+            print(f"  device roofs: read {r['read_bytes_per_s'] / 1e9:.1f} GB/s{simd}; "
+                  f"{len(noise.get('noisy', []))} of {len(noise.get('spreads', {}))} points noisy after "
+                  f"{len(noise.get('retried', []))} retries")
         print(f"  saved to {p}")
 
 
