@@ -8,8 +8,8 @@ activations and scaled. On a few cores that work, not DRAM, is the slower resour
 
 where n_t is the weights of storage type t one token multiplies through, ops_t the vector
 instructions llama.cpp's dot kernel spends per weight of that type, and R the vector instructions
-the cores issue per second. A profile measured by ``planner calibrate`` replaces R with the rates
-the benchmark measured (cache-resident fp32 GEMV and int8 dot products).
+the cores issue per second. A profile measured by ``planner calibrate`` replaces R with the rate
+the benchmark measured (the larger of a cache-resident fp32 GEMV and an int8 dot product).
 
 The pure functions at the top work on floats and numpy arrays alike (no numpy import).
 """
@@ -76,12 +76,15 @@ def isa_vector_ops_per_s(threads_on_cores, ops_per_cycle, clock_hz):
 
 def vector_ops_per_s(cpu: CpuCores, threads: int, integer: bool) -> float:
     """SIMD instructions per second with ``threads`` threads. SMT siblings share a core's vector
-    pipes, so threads beyond the physical cores add nothing. A measured rate scales linearly from
-    the measured thread count."""
+    pipes, so threads beyond the physical cores add nothing. A measured profile uses the larger of its
+    two measured rates for both kinds of kernel (``integer`` only matters for future per-kind ISA
+    tables): both time the same vector pipes, and a benchmark kernel's own overheads (torch's int8
+    Linear quantizes its input on every call) can only make it show less than the pipes issue. The
+    measured rate scales linearly from the measured thread count."""
     on_cores = min(threads, cpu.physical_cores)
-    measured = cpu.measured_int_vector_ops_per_s if integer else cpu.measured_float_vector_ops_per_s
-    if measured and cpu.measured_threads:
-        return measured * on_cores / min(cpu.measured_threads, cpu.physical_cores)
+    rates = [r for r in (cpu.measured_int_vector_ops_per_s, cpu.measured_float_vector_ops_per_s) if r]
+    if rates and cpu.measured_threads:
+        return max(rates) * on_cores / min(cpu.measured_threads, cpu.physical_cores)
     return isa_vector_ops_per_s(on_cores, VECTOR_OPS_PER_CYCLE[cpu.simd], cpu.clock_ghz * 1e9)
 
 
