@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from planner.kernels import microbench as mb
+from planner.kernels import robust
 from planner.kernels.llama import RandomLlama, build_model
 from planner.kernels.microbench import dtype_name
 from planner.kernels.shapes import (
@@ -35,7 +36,6 @@ from planner.kernels.shapes import (
     ModelDims,
     flops_per_step,
     kv_bytes_per_step,
-    matmul_shapes,
     resident_bytes,
     weight_bytes_per_step,
 )
@@ -193,6 +193,8 @@ class BenchSuiteResult:
     attention: list[mb.AttentionResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # grid points left out, with the reason
     elapsed_seconds: float = 0.0
+    simd: list[mb.SimdResult] = field(default_factory=list)  # CPU: cache-resident fp32 and int8 dot rates
+    noise: dict[str, Any] = field(default_factory=dict)  # planner.kernels.robust.Noise.to_dict()
 
     def weight_streaming_run(self) -> DecodeRun | None:
         """The largest-weight run at the smallest batch and context: the point dominated by weight reads."""
@@ -219,6 +221,7 @@ class BenchSuiteResult:
                 "runs": [DecodeRun.from_dict(r) for r in data["runs"]],
                 "gemm": [mb.GemmResult.from_dict(g) for g in data.get("gemm", [])],
                 "attention": [mb.AttentionResult.from_dict(a) for a in data.get("attention", [])],
+                "simd": [mb.SimdResult.from_dict(x) for x in data.get("simd", [])],
             }
         )
 
@@ -274,36 +277,6 @@ def _identity(device: str, dtype: Any) -> dict[str, Any]:
     }
 
 
-def _gemv_suite(
-    device: str, dims: ModelDims, quick: bool, stream_bytes: int, dtype: str | None, note: Note
-) -> list[mb.GemvResult]:
-    """Batch-1 GEMV over the layer's largest matrices (and the LM head in the full mode)."""
-    shapes = matmul_shapes(dims)
-    gemv_shapes = [shapes["w_gate_up"], shapes["w_down"]] + ([] if quick else [(dims.hidden, dims.vocab)])
-    gemv = []
-    for k, n in gemv_shapes:
-        note(f"GEMV {k}x{n}")
-        gemv.append(mb.gemv_bandwidth(device, k, n, 2 * stream_bytes, dtype))
-    return gemv
-
-
-def _gemm_and_attention(
-    device: str, dims: ModelDims, grid: dict[str, list[int]], dtype: str | None, note: Note
-) -> tuple[list[mb.GemmResult], list[mb.AttentionResult]]:
-    """Full mode only: GEMM throughput at growing batch, and attention bandwidth over the grid's contexts."""
-    gemm, attention = [], []
-    k, n = matmul_shapes(dims)["w_gate_up"]
-    for m in sorted({*grid["batches"], 128, 512, 2048}):
-        note(f"GEMM {m}x{k}x{n}")
-        gemm.append(mb.gemm_throughput(device, m, k, n, dtype))
-    for ctx in grid["contexts"]:
-        note(f"attention over {ctx} cached tokens")
-        attention.append(
-            mb.attention_bandwidth(device, 1, dims.n_heads, dims.n_kv_heads, dims.head_dim, ctx, dtype)
-        )
-    return gemm, attention
-
-
 @dataclass(frozen=True)
 class _DecodePlan:
     """What every decode run of the grid shares: where, in what dtype, under which budget, how many steps."""
@@ -319,12 +292,16 @@ class _DecodePlan:
 
 
 def _decode_model_runs(
-    plan: _DecodePlan, model: RandomLlama, n_layers: int, grid: dict[str, list[int]], skipped: list[str]
+    plan: _DecodePlan, model: RandomLlama, n_layers: int, grid: dict[str, list[int]], skipped: list[str],
+    only: set[tuple] | None = None,
 ) -> list[DecodeRun]:
-    """Decode runs of one built model over contexts × batches; points over the budget go to ``skipped``."""
+    """Decode runs of one built model over contexts × batches (those keyed in ``only`` when given);
+    points over the budget go to ``skipped``."""
     runs = []
     for ctx in grid["contexts"]:
         for batch in grid["batches"]:
+            if only is not None and (n_layers, batch, ctx) not in only:
+                continue
             need = resident_bytes(
                 plan.dims, n_layers, batch, cache_length(ctx, plan.warmup_steps, plan.n_steps), plan.elem
             )
@@ -338,7 +315,8 @@ def _decode_model_runs(
     return runs
 
 
-def _decode_grid(plan: _DecodePlan, grid: dict[str, list[int]]) -> tuple[list[DecodeRun], list[str]]:
+def _decode_grid(plan: _DecodePlan, grid: dict[str, list[int]],
+                 only: set[tuple] | None = None) -> tuple[list[DecodeRun], list[str]]:
     """Build one random model per layer count and run the grid on it, freeing it before the next."""
     torch = import_torch()
     dims, budget = plan.dims, plan.budget
@@ -346,12 +324,14 @@ def _decode_grid(plan: _DecodePlan, grid: dict[str, list[int]]) -> tuple[list[De
     skipped: list[str] = []
     max_seq = cache_length(max(grid["contexts"]), plan.warmup_steps, plan.n_steps)
     for n_layers in sorted({min(n, dims.n_layers) for n in grid["layers"]}):
+        if only is not None and not any(k[0] == n_layers for k in only):
+            continue
         if resident_bytes(dims, n_layers, 1, 0, plan.elem) > budget:
             skipped.append(f"n_layers={n_layers}: weights exceed the {budget} B budget")
             continue
         plan.note(f"building {n_layers} random layer(s) of {dims}")
         model = build_model(dims, n_layers, plan.device, plan.torch_dtype, max_seq=max_seq)
-        runs.extend(_decode_model_runs(plan, model, n_layers, grid, skipped))
+        runs.extend(_decode_model_runs(plan, model, n_layers, grid, skipped, only))
         del model
         if plan.device == "cuda":
             torch.cuda.empty_cache()
@@ -381,17 +361,27 @@ def run_suite(
     dims = dims or (TINYLLAMA_1_1B if device == "cpu" else LLAMA_3_1_8B)
     budget = memory_budget_bytes or default_memory_budget_bytes(device)
     stream_bytes = min(budget // 4, (256 if quick or device == "cpu" else 1024) * MIB)
-    note(f"copy and read bandwidth, {stream_bytes / MIB:.0f} MiB buffers")
-    copy = mb.copy_bandwidth(device, stream_bytes, dtype)
-    read = mb.read_bandwidth(device, stream_bytes, dtype)
-    gemv = _gemv_suite(device, dims, quick, stream_bytes, dtype, note)
+    noise = robust.Noise(load_before=robust.load_average())
+    note(f"copy and read bandwidth{' and SIMD rates' if device == 'cpu' else ''}, interleaved")
+    roofs = robust.interleaved(mb.roof_measures(device, stream_bytes, dtype), lambda r: r.seconds, 3, noise)
+    copy, read = roofs.pop("copy"), roofs.pop("read")
+    gemv = mb.gemv_suite(device, dims, quick, stream_bytes, dtype, note)
     grid = suite_grid(device, quick)
-    gemm, attention = ([], []) if quick else _gemm_and_attention(device, dims, grid, dtype, note)
-    warmup_steps, n_steps = (3, 8) if quick else (3, 10)
+    gemm, attention = ([], []) if quick else mb.gemm_and_attention(device, dims, grid, dtype, note)
+    warmup_steps, n_steps = (2, 6) if quick else (3, 10)  # quick: two passes of 6 timed steps
     plan = _DecodePlan(device, dims, torch_dtype, elem, budget, warmup_steps, n_steps, note)
-    runs, skipped = _decode_grid(plan, grid)
+    skipped: list[str] = []
+
+    def one_pass(only: set[tuple] | None) -> list[DecodeRun]:
+        runs, missed = _decode_grid(plan, grid, only)
+        skipped.extend(m for m in missed if m not in skipped)
+        return runs
+
+    runs = robust.decode_passes(one_pass, 2, noise)
+    noise.load_after = robust.load_average()
     return BenchSuiteResult(
         **_identity(device, torch_dtype), quick=quick, dims=dims, memory_budget_bytes=budget, copy=copy, read=read,
         gemv=gemv, runs=runs, gemm=gemm, attention=attention, skipped=skipped,
-        elapsed_seconds=time.perf_counter() - t_start,
+        elapsed_seconds=time.perf_counter() - t_start, simd=list(roofs.values()), noise=noise.to_dict(),
     )
+

@@ -16,9 +16,11 @@ imported lazily. Times are the median over repeats; p20/p80 are kept for the spr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from planner.kernels.shapes import ModelDims, matmul_shapes
 from planner.kernels.timing import Timing, device_sync, import_torch, time_calls
 
 MIB = 1024**2
@@ -218,3 +220,118 @@ def attention_bandwidth(
         n_kv_heads=n_kv_heads, head_dim=head_dim, context=context, kv_bytes=kv_bytes,
         bytes_per_s=kv_bytes / t.median_s,
     )
+
+
+# Vector instructions per multiply-accumulate of the two reference kernels, so that a measured MAC rate
+# becomes the SIMD issue rate planner.physics.cpu divides llama.cpp's per-weight work by: an fp32 GEMV
+# spends one load and one FMA per 8 lanes (2/8 = 0.25, as ggml_vec_dot_f32); fbgemm's int8 kernel
+# (quantized dynamic Linear) one load, vpmaddubsw, vpmaddwd and vpaddd per 32 int8 pairs (4/32).
+VECTOR_OPS_PER_MAC = {"fp32-gemv": 0.25, "int8-dot": 0.125}
+
+
+@dataclass(frozen=True)
+class SimdResult(_Result):
+    device: str
+    kernel: str  # 'fp32-gemv' or 'int8-dot'
+    threads: int
+    macs: int  # multiply-accumulates per timed call
+    macs_per_s: float
+    vector_ops_per_s: float
+
+
+def _int8_linear(k: int, n: int) -> Any:
+    """A torch dynamically quantized Linear (int8 weights, per-call int8 activations; fbgemm on x86)."""
+    import warnings
+
+    torch = import_torch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layer = torch.nn.Sequential(torch.nn.Linear(k, n, bias=False))
+        return torch.ao.quantization.quantize_dynamic(layer, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def simd_rate(kernel: str, k: int = 1024, n: int = 1024, calls: int = 8, warmup: int = 2,
+              repeats: int = 10) -> SimdResult:
+    """Batch-1 dot products over one weight matrix small enough to stay in the last-level cache
+    (fp32: 4 MiB, int8: 1 MiB at the default shape), so the SIMD units, not DRAM, set the rate:
+    macs_per_s = calls · K · N / t, vector_ops_per_s = macs_per_s · VECTOR_OPS_PER_MAC[kernel]."""
+    torch = import_torch()
+    if kernel == "fp32-gemv":
+        w = torch.randn(n, k)
+        x = torch.randn(1, k)
+
+        def one() -> None:
+            torch.nn.functional.linear(x, w)
+    elif kernel == "int8-dot":
+        layer = _int8_linear(k, n)
+        x = torch.randn(1, k)
+
+        def one() -> None:
+            layer(x)
+    else:
+        raise ValueError(f"unknown SIMD kernel {kernel!r}")
+
+    def run() -> None:
+        for _ in range(calls):
+            one()
+
+    with torch.inference_mode():
+        t = time_calls(run, "cpu", warmup, repeats)
+    macs = calls * k * n
+    return SimdResult(**_timing_fields(t), device="cpu", kernel=kernel, threads=int(torch.get_num_threads()),
+                      macs=macs, macs_per_s=macs / t.median_s,
+                      vector_ops_per_s=macs / t.median_s * VECTOR_OPS_PER_MAC[kernel])
+
+
+def roof_measures(device: str, stream_bytes: int, dtype: str | None) -> dict[str, Callable[[], Any]]:
+    """The roofs measured in interleaved rounds: bandwidth, and on CPU the single-thread SIMD rates
+    (one thread: a batch-1 int8 kernel on a thread pool stalls when the cores are shared)."""
+    measures: dict[str, Callable[[], Any]] = {
+        "copy": lambda: copy_bandwidth(device, stream_bytes, dtype, warmup=1, repeats=5),
+        "read": lambda: read_bandwidth(device, stream_bytes, dtype, warmup=1, repeats=5),
+    }
+    if device == "cpu":
+        for kernel in ("fp32-gemv", "int8-dot"):
+            measures[kernel] = lambda kernel=kernel: single_thread(
+                lambda: simd_rate(kernel, warmup=1, repeats=5))
+    return measures
+
+
+def single_thread(fn: Callable[[], Any]) -> Any:
+    torch = import_torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
+def gemv_suite(
+    device: str, dims: ModelDims, quick: bool, stream_bytes: int, dtype: str | None, note: Callable[[str], None]
+) -> list[GemvResult]:
+    """Batch-1 GEMV over the layer's largest matrices (and the LM head in the full mode)."""
+    shapes = matmul_shapes(dims)
+    gemv_shapes = [shapes["w_gate_up"], shapes["w_down"]] + ([] if quick else [(dims.hidden, dims.vocab)])
+    gemv = []
+    for k, n in gemv_shapes:
+        note(f"GEMV {k}x{n}")
+        gemv.append(gemv_bandwidth(device, k, n, 2 * stream_bytes, dtype))
+    return gemv
+
+
+def gemm_and_attention(
+    device: str, dims: ModelDims, grid: dict[str, list[int]], dtype: str | None, note: Callable[[str], None]
+) -> tuple[list[GemmResult], list[AttentionResult]]:
+    """Full mode only: GEMM throughput at growing batch, and attention bandwidth over the grid's contexts."""
+    gemm, attention = [], []
+    k, n = matmul_shapes(dims)["w_gate_up"]
+    for m in sorted({*grid["batches"], 128, 512, 2048}):
+        note(f"GEMM {m}x{k}x{n}")
+        gemm.append(gemm_throughput(device, m, k, n, dtype))
+    for ctx in grid["contexts"]:
+        note(f"attention over {ctx} cached tokens")
+        attention.append(
+            attention_bandwidth(device, 1, dims.n_heads, dims.n_kv_heads, dims.head_dim, ctx, dtype)
+        )
+    return gemm, attention

@@ -82,6 +82,7 @@ class UnknownNameError(InputError):
 
 class SpecFileError(InputError):
     def __init__(self, path: str, message: str, line: int | None = None, column: int | None = None):
+        self.reason = message
         self.path = str(path)
         self.detail = message
         self.line = line

@@ -117,6 +117,7 @@ def deployment(
     parallel: Parallel | None = None,
     host: HardwareProfile | None = None,
     host_layers: int = 0,
+    threads: int | None = None,
 ) -> Deployment:
     check_supported(engine, quant, model.spec)
     if kv_dtype.lower() not in ENGINE_KV_DTYPES[engine]:
@@ -133,7 +134,7 @@ def deployment(
     return Deployment(
         model=model.spec, hardware=hardware, engine=engine, quant=quant, kv_dtype=get_kv_dtype(kv_dtype),
         layout=layout, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes, parallel=parallel,
-        host=host, host_layers=host_layers, layout_from_file=from_file,
+        host=host, host_layers=host_layers, layout_from_file=from_file, threads=threads,
     )
 
 
@@ -300,6 +301,7 @@ class Scenario(BaseModel):
     offload: str | int = "none"
     host: HardwareProfile
     efficiency: Efficiency | None = None
+    threads: int | None = Field(default=None, ge=1, le=8192)
 
     def formats(self) -> list[QuantFormat]:
         from planner.physics.quant import quants_for
@@ -308,7 +310,7 @@ class Scenario(BaseModel):
 
     def deployment(self, quant: QuantFormat, host_layers: int = 0) -> Deployment:
         return deployment(self.model, self.hardware, self.engine, quant, self.kv_dtype, self.workload,
-                          self.num_gpus, self.nodes, self.parallel, self.host, host_layers)
+                          self.num_gpus, self.nodes, self.parallel, self.host, host_layers, self.threads)
 
 
 def resolve(
@@ -324,10 +326,12 @@ def resolve(
     offload: str | int | None = "none",
     host: str | None = None,
     efficiency: Efficiency | None = None,
+    threads: int | None = None,
 ) -> Scenario:
     """Names to a validated ``Scenario``: catalog ids, aliases or files for the model, the device and
     the host; ``offload`` is "none" (everything in device memory), "auto" (the fewest host layers that
-    fit) or a number of layers kept in host memory (llama.cpp only)."""
+    fit) or a number of layers kept in host memory (llama.cpp only); ``threads``: CPU threads for layers
+    on CPU cores (llama.cpp ``-t``; default the physical cores)."""
     eng = get_engine(engine)
     resolved = model if isinstance(model, ResolvedModel) else resolve_model(model)
     mode = parse_offload(offload)
@@ -335,7 +339,8 @@ def resolve(
         raise FieldError(f"{{offload}} needs {{engine}} llama.cpp or ollama, not {eng.value}", "offload", "engine")
     return Scenario(model=resolved, hardware=resolve_hardware(gpu), engine=eng, quant=resolve_quant(resolved, quant),
                     kv_dtype=kv_dtype, workload=workload or Workload(), num_gpus=num_gpus, nodes=nodes,
-                    parallel=parallel, offload=mode, host=resolve_host(host), efficiency=efficiency)
+                    parallel=parallel, offload=mode, host=resolve_host(host), efficiency=efficiency,
+                    threads=threads)
 
 
 def plan(s: Scenario) -> list[Estimate]:

@@ -17,7 +17,6 @@ from planner.physics.quant import Engine, quants_for
 from planner.search.recommend import Targets, prepare, recommend
 from planner.search.grid import Group
 from planner.physics.workload import Workload
-
 CASES = [
     ("llama3.1-8b", "rtx4090", "llama.cpp"),
     ("gemma2-9b", "rtx4090", "llama.cpp"),  # sliding-window layers
@@ -333,7 +332,9 @@ def test_quality_ranks_every_fully_resident_configuration_before_any_offloaded_o
     # Batch-128 decode is KV-bound; the KV share is fitted to the published tg512 -> tg8192 slowdowns
     # (RTX 4090 Q4_K_M 130.58 -> 110.66 tok/s, XiongjieDai, planner/data/measurements.csv).
     assert recs[0].plan.performance.decode_tok_s == pytest.approx(16.9, abs=0.05)
-    assert f16.plan.performance.decode_tok_s == pytest.approx(2.1, abs=0.05)
+    # The 7 offloaded f16 layers at batch 128 run on the host's cores, bounded by the SIMD roof of
+    # planner.physics.cpu (Ryzen 9 7950X profile, 16 threads) rather than by DDR5 bandwidth.
+    assert f16.plan.performance.decode_tok_s == pytest.approx(1.65, abs=0.05)
 
 
 def test_quality_objective_orders_resident_then_weight_bits_then_kv_bits_then_gpus_then_speed():

@@ -152,49 +152,52 @@ def test_custom_small_csv(cli, tmp_path):
         ("llama.cpp", "decode", 1), ("llama.cpp", "prefill", 1), ("all", "decode", 1), ("all", "prefill", 1)}
 
 
-MALFORMED = {
-    "wrong columns": ("engine,model,quant,gpu\nllama.cpp,llama3-8b,q4_k_m,rtx4090\n", 1,
-                      "columns must be exactly " + ISSUE_COLUMNS),
-    "bad number": (HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n"
-                   + "llama.cpp,llama3-8b,q4_k_m,rtx4090,two,1,0,512,130.6,,https://x\n", 3, "num_gpus: "),
-    "negative speed": (HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,-3,,https://x\n", 2,
-                       "decode_tok_s: "),
-    "extra field": (HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x,oops\n", 2,
-                    "more fields than columns"),
-    "no measurement": (HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,,,https://x\n", 2,
+GOOD_ROW = "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n"
+BAD_ROWS = {
+    "bad number": ("llama.cpp,llama3-8b,q4_k_m,rtx4090,two,1,0,512,130.6,,https://x\n", "num_gpus: "),
+    "negative speed": ("llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,-3,,https://x\n", "decode_tok_s: "),
+    "infinite speed": ("llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,inf,,https://x\n", "decode_tok_s"),
+    "extra field": ("llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x,oops\n", "more fields than columns"),
+    "no measurement": ("llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,,,https://x\n",
                        "row has neither decode_tok_s nor prefill_tok_s"),
-    "unknown model": (HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n"
-                      + "llama.cpp,llama3-9b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n", 3, "unknown model 'llama3-9b'"),
+    "unknown model": ("llama.cpp,llama3-9b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n", "unknown model 'llama3-9b'"),
+    "format the engine does not run": ("vllm,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n",
+                                       "engine vllm does not run quant 'q4_k_m'"),
 }
 
 
-@pytest.mark.parametrize("case", list(MALFORMED))
-def test_malformed_csv_is_one_error_line_naming_file_and_line(cli, tmp_path, case):
-    body, line, message = MALFORMED[case]
-    path = write_csv(tmp_path, body)
+@pytest.mark.parametrize("case", list(BAD_ROWS))
+def test_rows_that_cannot_be_evaluated_are_listed_and_left_out_of_the_summary(cli, tmp_path, case):
+    bad, reason = BAD_ROWS[case]
+    path = write_csv(tmp_path, HEADER + GOOD_ROW + bad + GOOD_ROW)
+    result = cli("validate", "--data", str(path), "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert len(data["rows"]) == 2
+    assert [s["line"] for s in data["skipped"]] == [3]
+    assert reason in data["skipped"][0]["reason"]
+    overall = next(s for s in data["summary"] if s["engine"] == "all" and s["metric"] == "decode")
+    assert overall["n"] == 2
+    text = cli("validate", "--data", str(path))
+    assert text.code == 0 and "1 row(s) not evaluated" in text.out and "line 3: " in text.out
+
+
+def test_skipped_rows_count_blank_lines(cli, tmp_path):
+    path = write_csv(tmp_path, HEADER + GOOD_ROW + "\n" + BAD_ROWS["unknown model"][0])
+    data = json.loads(cli("validate", "--data", str(path), "--json").out)
+    assert [s["line"] for s in data["skipped"]] == [4]
+
+
+def test_wrong_columns_make_the_file_unreadable(cli, tmp_path):
+    path = write_csv(tmp_path, "engine,model,quant,gpu\nllama.cpp,llama3-8b,q4_k_m,rtx4090\n")
     result = cli("validate", "--data", str(path))
     assert result.code == 2
     assert result.out == ""
     assert len(result.err_lines) == 1, result.err
-    assert result.err_lines[0].startswith(f"error: {path}:{line}: {message}"), result.err
+    assert result.err_lines[0].startswith(f"error: {path}:1: columns must be exactly " + ISSUE_COLUMNS), result.err
 
 
 def test_missing_file_is_an_input_error(cli, tmp_path):
     result = cli("validate", "--data", str(tmp_path / "nope.csv"))
     assert result.code == 2
     assert len(result.err_lines) == 1 and str(tmp_path / "nope.csv") in result.err
-
-
-def test_error_line_counts_blank_lines(cli, tmp_path):
-    path = write_csv(tmp_path, HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n\n"
-                     + "llama.cpp,llama3-9b,q4_k_m,rtx4090,1,1,0,512,130.6,,https://x\n")
-    result = cli("validate", "--data", str(path))
-    assert result.code == 2
-    assert result.err_lines[0].startswith(f"error: {path}:4: unknown model 'llama3-9b'")
-
-
-def test_infinite_speed_is_rejected(cli, tmp_path):
-    path = write_csv(tmp_path, HEADER + "llama.cpp,llama3-8b,q4_k_m,rtx4090,1,1,0,512,inf,,https://x\n")
-    result = cli("validate", "--data", str(path))
-    assert result.code == 2
-    assert result.err_lines[0].startswith(f"error: {path}:2: decode_tok_s")

@@ -74,6 +74,10 @@ def measured_profile(suite) -> HardwareProfile:
                    "capacity_gib": _ram_bytes() / 1024**3, "bandwidth_gb_per_s": bandwidth / 1e9},
         "compute": {"source": "measured by planner calibrate (best GEMM)", "fp32_tflops": flops / 1e12},
     }
+    if kind == "cpu":
+        from planner.calibrate.host_cpu import local_cpu_block
+
+        data["cpu"] = local_cpu_block(getattr(suite, "simd", []))
     if kind == "unified":
         data["unified_memory"] = {"source": "assumed default Metal working set (docs/physics.md 4.8)", "gpu_fraction": 0.67}
     return HardwareProfile.model_validate(data)
@@ -127,6 +131,46 @@ def split_heldout(obs: list[Observation]) -> tuple[list[Observation], list[Obser
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
+class CalibrationRejected(Exception):
+    """The measurements were too noisy for a meaningful fit; the message says why."""
+
+
+HELDOUT_LIMIT_PCT = 30.0  # beyond this, predictions on runs the fit did not see are not worth saving
+NOISY_SHARE_LIMIT = 1 / 3  # share of measured points still noisy after the retries
+
+
+def device_roofs(suite) -> dict[str, float]:
+    """What the benchmark measured about the device itself, engine-independent."""
+    roofs = {"read_bytes_per_s": suite.read.bytes_per_s, "copy_bytes_per_s": suite.copy.bytes_per_s}
+    if suite.gemv:
+        roofs["gemv_bytes_per_s"] = max(g.bytes_per_s for g in suite.gemv)
+    if suite.gemm:
+        roofs["gemm_flops_per_s"] = max(g.flops_per_s for g in suite.gemm)
+    for r in getattr(suite, "simd", []):
+        key = "float" if r.kernel == "fp32-gemv" else "int"
+        roofs[f"{key}_vector_ops_per_s_per_thread"] = r.vector_ops_per_s / r.threads
+    return roofs
+
+
+def rejection(noise: dict, heldout_pct: float | None) -> str | None:
+    """Why a calibration must not be saved, or None: too many points still noisy after retries, or a
+    held-out error that makes the fit meaningless."""
+    spreads = noise.get("spreads", {})
+    noisy = noise.get("noisy", [])
+    load = noise.get("load_before")
+    busy = f" (load average {load:.1f})" if load is not None else ""
+    if spreads and len(noisy) / len(spreads) > NOISY_SHARE_LIMIT:
+        worst = max(spreads, key=spreads.get)
+        return (f"the machine was too busy{busy}: {len(noisy)} of {len(spreads)} measurements still varied by more "
+                f"than 25% between their two fastest interleaved repeats after retries (worst: {worst}, "
+                f"{100 * spreads[worst]:.0f}%); close other programs and run planner calibrate again")
+    if heldout_pct is not None and heldout_pct > HELDOUT_LIMIT_PCT:
+        return (f"the fit is meaningless{busy}: it predicts the held-out decode steps with a median error of "
+                f"{heldout_pct:.0f}% (limit {HELDOUT_LIMIT_PCT:.0f}%); close other programs and run planner "
+                "calibrate again")
+    return None
+
+
 def calibrate_with_benchmark(device: str = "auto", quick: bool = False, model: str | None = None,
                              progress: Callable[[str], None] | None = None) -> tuple[Calibration, object]:
     if device not in DEVICES:
@@ -139,6 +183,12 @@ def calibrate_with_benchmark(device: str = "auto", quick: bool = False, model: s
     except ImportError:
         raise InputError("the built-in benchmark needs PyTorch: pip install 'planner[bench]' (or calibrate "
                          "from measurements with --from-llama-bench or --from-csv)") from None
+    return calibration_from_suite(suite), suite
+
+
+def calibration_from_suite(suite) -> Calibration:
+    """Fit the torch latency model to one benchmark suite; CalibrationRejected when the repeats were too
+    noisy or the fit predicts its held-out runs too badly to be worth saving."""
     key, hw, stored = device_profile(suite)
     obs = observations(suite, hw)
     train, held = split_heldout(obs)
@@ -150,16 +200,21 @@ def calibrate_with_benchmark(device: str = "auto", quick: bool = False, model: s
     held_errs = [abs(e) for e in held_dec + held_pre]
     band = error_band(held_dec or result.decode_errors_pct)
     eff = result.efficiency.model_copy(update={"error_band": band})
-    cal = Calibration(
+    heldout = float(np.median(held_errs)) if held_errs else None
+    # Refuse on the held-out decode steps: what the calibration is used for. A prefill is timed once per
+    # pass, so its error says more about one burst of load than about the fit.
+    held_decode = float(np.median(np.abs(held_dec))) if held_dec else heldout
+    reason = rejection(getattr(suite, "noise", {}), held_decode)
+    if reason:
+        raise CalibrationRejected(reason)
+    return Calibration(
         device_key=key, device_name=suite.device_name, engine=Engine.torch.value, hardware=stored,
         torch_version=suite.torch_version, cuda_version=suite.cuda_version, dtype=suite.dtype,
         shapes=[{"dims": suite.dims.to_dict(), "layers": sorted({r.n_layers for r in suite.runs}),
                  "batches": sorted({r.batch for r in suite.runs}),
                  "contexts": sorted({r.context_tokens for r in suite.runs})}],
         efficiency=eff, fit_median_abs_pct_error=result.median_abs_pct_error,
-        heldout_median_abs_pct_error=float(np.median(held_errs)) if held_errs else None,
-        n_fit=len(train), n_heldout=len(held),
-        measurements=[r.to_dict() for r in suite.runs],
+        heldout_median_abs_pct_error=heldout, n_fit=len(train), n_heldout=len(held),
+        measurements=[r.to_dict() for r in suite.runs], roofs=device_roofs(suite), noise=getattr(suite, "noise", {}),
         source=f"planner calibrate: torch decode benchmark on {suite.device}",
     )
-    return cal, suite

@@ -44,6 +44,9 @@ class Calibration(BaseModel):
     n_fit: int = Field(ge=0, le=MAX_MEASUREMENTS, strict=True)
     n_heldout: int = Field(default=0, ge=0, le=MAX_MEASUREMENTS, strict=True)
     measurements: list[dict] = Field(default_factory=list, max_length=MAX_MEASUREMENTS)
+    roofs: dict[str, float] = Field(
+        default_factory=dict, description="device roofs the benchmark measured (bytes/s, vector ops/s, FLOP/s)")
+    noise: dict = Field(default_factory=dict, description="spread of the interleaved repeats, points retried")
     source: str = Field(max_length=2000)
     created_utc: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -88,23 +91,52 @@ def _hardware_key(gpu: str) -> str:
         return gpu
 
 
+def _same_engine(measured: str, wanted) -> bool:
+    """Ollama runs llama.cpp, so a llama.cpp calibration is Ollama's too (and the other way round)."""
+    from planner.physics.engines import get_engine
+    from planner.physics.quant import Engine
+
+    gguf = (Engine.llama_cpp, Engine.ollama)
+    got = get_engine(measured)
+    return got is wanted or (got in gguf and wanted in gguf)
+
+
+def _device_of(cal: Calibration) -> HardwareProfile:
+    from planner.spec import catalog
+
+    return cal.hardware if cal.hardware is not None else catalog.load_hardware(cal.device_key)
+
+
 def efficiency_for(gpu: str, engine: str, path: str | None) -> Efficiency | None:
-    """The calibration named by ``path``, or the cached one for this device and engine, else None."""
+    """The efficiencies ``engine`` runs at on this device: a calibration fitted for this engine (a
+    llama-bench calibration is the most specific source for llama.cpp), else the device roofs of a
+    torch-benchmark calibration carried over to the engine (planner.calibrate.carry), else None."""
+    from planner.calibrate.carry import carried_efficiency, has_roofs
     from planner.physics.engines import get_engine
 
-    eng = get_engine(engine).value
+    eng = get_engine(engine)
     if path:
         cal = load(path)
-        if get_engine(cal.engine).value != eng:
-            raise InputError(f"calibration {path} was measured for engine {cal.engine}, not {eng}")
         key = _hardware_key(gpu)
         if key != LOCAL and cal.device_key != key:
             raise InputError(f"calibration {path} was measured on {clean_name(cal.device_key)}, not {key}; "
                              "a calibration applies only to the device it was measured on")
-        return cal.efficiency
-    candidate = default_path(_hardware_key(gpu), eng)
-    if candidate.is_file():
-        return load(candidate).efficiency
+        if _same_engine(cal.engine, eng):
+            return cal.efficiency
+        if has_roofs(cal):
+            return carried_efficiency(cal, eng, _device_of(cal))
+        raise InputError(f"calibration {path} was fitted for engine {cal.engine} and measured no device roofs, "
+                         f"so it says nothing about {eng.value}; run `planner calibrate` for the device roofs")
+    key = _hardware_key(gpu)
+    for name in dict.fromkeys([eng.value, "llama.cpp" if eng.value == "ollama" else eng.value]):
+        candidate = default_path(key, name)
+        if candidate.is_file():
+            return load(candidate).efficiency
+    measured = default_path(key, "torch")
+    if measured.is_file():
+        cal = load(measured)
+        if has_roofs(cal):
+            return carried_efficiency(cal, eng, _device_of(cal))
     return None
 
 

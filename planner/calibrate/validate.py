@@ -62,11 +62,22 @@ class ErrorSummary(BaseModel):
     median_signed_pct_error: float
 
 
+class SkippedRow(BaseModel):
+    """A row `validate` could not evaluate: its file line, why, and its fields as written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line: int
+    reason: str
+    row: dict[str, str | None] = Field(default_factory=dict)
+
+
 class ValidationReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rows: list[ValidationRow]
     summary: list[ErrorSummary]
+    skipped: list[SkippedRow] = Field(default_factory=list, description="rows not evaluated, with the reason")
 
 
 def read_measurements(path: Path | str) -> list[Measurement]:
@@ -74,8 +85,10 @@ def read_measurements(path: Path | str) -> list[Measurement]:
     return [m for _, m in read_measurements_with_lines(path)]
 
 
-def read_measurements_with_lines(path: Path | str) -> list[tuple[int, Measurement]]:
-    """(file line, measurement) for every row; a spreadsheet's UTF-8 byte-order mark is accepted."""
+def read_measurements_with_lines(path: Path | str,
+                                 skipped: list[SkippedRow] | None = None) -> list[tuple[int, Measurement]]:
+    """(file line, measurement) for every row; a spreadsheet's UTF-8 byte-order mark is accepted. With a
+    ``skipped`` list, a malformed row is appended there with its reason instead of failing the file."""
     path = Path(path)
     handle = io.StringIO(read_text(path, MAX_CSV_BYTES, encoding="utf-8-sig"), newline="")
     out: list[tuple[int, Measurement]] = []
@@ -85,23 +98,37 @@ def read_measurements_with_lines(path: Path | str) -> list[tuple[int, Measuremen
             if reader.fieldnames != COLUMNS:
                 raise SpecFileError(str(path), f"columns must be exactly {','.join(COLUMNS)}", 1)
             for row in reader:
-                if len(out) >= MAX_ROWS:
+                if len(out) + len(skipped or []) >= MAX_ROWS:
                     raise SpecFileError(str(path), f"more than {MAX_ROWS} rows")
                 values = {k: (v if v != "" else None) for k, v in row.items() if k is not None}
-                if None in row:
-                    raise SpecFileError(str(path), "more fields than columns", reader.line_num)
                 try:
-                    m = Measurement.model_validate({k: v for k, v in values.items() if v is not None})
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    field = ".".join(str(p) for p in first["loc"])
-                    raise SpecFileError(str(path), f"{field}: {first['msg']}", reader.line_num) from None
-                if m.decode_tok_s is None and m.prefill_tok_s is None:
-                    raise SpecFileError(str(path), "row has neither decode_tok_s nor prefill_tok_s", reader.line_num)
-                out.append((reader.line_num, m))
+                    out.append((reader.line_num, _measurement(path, row, values, reader.line_num)))
+                except SpecFileError as exc:
+                    if skipped is None:
+                        raise
+                    skipped.append(SkippedRow(line=reader.line_num, reason=exc.reason, row=_fields(values)))
         except (csv.Error, UnicodeDecodeError) as exc:
             raise SpecFileError(str(path), f"malformed CSV: {exc}") from None
     return out
+
+
+def _measurement(path: Path, row: dict, values: dict, line: int) -> Measurement:
+    """One CSV row as a Measurement, or SpecFileError naming the line and the first problem."""
+    if None in row:
+        raise SpecFileError(str(path), "more fields than columns", line)
+    try:
+        m = Measurement.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise SpecFileError(str(path), f"{field}: {first['msg']}", line) from None
+    if m.decode_tok_s is None and m.prefill_tok_s is None:
+        raise SpecFileError(str(path), "row has neither decode_tok_s nor prefill_tok_s", line)
+    return m
+
+
+def _fields(values: dict) -> dict[str, str | None]:
+    return {str(k): (None if v is None else str(v)[:200]) for k, v in values.items() if k in COLUMNS}
 
 
 def predict(m: Measurement, efficiency=None) -> ValidationRow:
@@ -157,17 +184,22 @@ def summarize(rows: list[ValidationRow]) -> list[ErrorSummary]:
 
 
 def validate(path: Path | str = DEFAULT_DATA, efficiency=None) -> ValidationReport:
+    """Every row predicted and compared; rows that cannot be read or evaluated (an unknown model, a
+    format the engine does not run, a malformed value) are listed in ``skipped`` with the reason and
+    left out of the summary. Only a file that cannot be read at all raises."""
     from planner.spec import catalog
 
     # Index both catalogs once, so each row is a dictionary lookup rather than a spec file parse.
     catalog.models().items, catalog.hardware().items  # noqa: B018
+    skipped: list[SkippedRow] = []
     rows = []
-    for i, m in read_measurements_with_lines(path):
+    for i, m in read_measurements_with_lines(path, skipped):
         try:
             rows.append(predict(m, efficiency))
         except InputError as exc:
-            raise InputError(f"{path}:{i}: {exc}") from None
-    return ValidationReport(rows=rows, summary=summarize(rows))
+            skipped.append(SkippedRow(line=i, reason=str(exc), row=_fields(m.model_dump())))
+    skipped.sort(key=lambda r: r.line)
+    return ValidationReport(rows=rows, summary=summarize(rows), skipped=skipped)
 
 
 def observation(m: Measurement):

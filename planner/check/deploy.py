@@ -170,7 +170,7 @@ def evaluate_one(d: DeploymentSpec, folder: Path | None = None, evaluator: Evalu
     s = d.slo
     w = Workload(ctx=d.ctx, batch=d.concurrency, prompt_tokens=s.prompt_tokens, gen_tokens=s.gen_tokens)
     e = evaluator.estimate(Job(model=model, gpu=gpu, engine=d.engine, quant=d.quant,
-                                                kv_dtype=d.kv_dtype, workload=w, num_gpus=d.num_gpus, **layout))
+                               kv_dtype=d.kv_dtype, workload=w, num_gpus=d.num_gpus, **layout))
     m, p = e.memory, e.performance
     checks = [_check("memory", m.total_bytes / GIB, m.device_bytes / GIB, "GiB", at_least=False)]
     checks[0] = checks[0].model_copy(update={"passed": m.fits})  # fits also checks the most loaded GPU

@@ -120,11 +120,12 @@ class Evaluator:
         return got
 
     def gpu(self, name: str):
+        from planner.calibrate.store import is_local, local_device
         from planner.estimate import resolve_hardware
 
         if name not in self.gpus:
-            try:
-                self.gpus[name] = resolve_hardware(name)
+            try:  # `local`: the device `planner calibrate` measured
+                self.gpus[name] = local_device() if is_local(name) else resolve_hardware(name)
             except InputError as exc:
                 self.gpus[name] = exc
         got = self.gpus[name]
@@ -133,7 +134,7 @@ class Evaluator:
         return got
 
     def estimate(self, job: Job):
-        """The estimate ``plan(job.model, job.gpu, quant=job.quant, ...)`` would give, cached per job."""
+        """The estimate ``plan(resolve(job.model, job.gpu, quant=job.quant, ...))`` would give, cached per job."""
         if job not in self.estimates:
             try:
                 self.estimates[job] = self._estimate(job)
@@ -145,6 +146,7 @@ class Evaluator:
         return got
 
     def _estimate(self, job: Job):
+        from planner.calibrate.store import efficiency_for, is_local
         from planner.estimate import plan, resolve
         from planner.physics.engines import get_engine
         from planner.spec.schema import DeviceKind
@@ -154,8 +156,12 @@ class Evaluator:
         host_layers = 0  # llama.cpp's -ngl counts the GPU layers plus the output layer
         if job.ngl is not None and get_engine(job.engine).reads_gguf and hw.kind is not DeviceKind.cpu:
             host_layers = max(0, min(n, n + 1 - job.ngl))
+        efficiency = None
+        if is_local(job.gpu):  # a calibrated device serves each engine through its measured roofs
+            efficiency = efficiency_for(hw.id, job.engine, None)
         s = resolve(resolved, hw, quant=job.quant, engine=job.engine, kv_dtype=job.kv_dtype, workload=job.workload,
-                    num_gpus=job.num_gpus, nodes=job.nodes, parallel=job.parallel, offload=host_layers or "none")
+                    num_gpus=job.num_gpus, nodes=job.nodes, parallel=job.parallel, offload=host_layers or "none",
+                    efficiency=efficiency)
         if s.quant is None:
             raise InputError("give a quant (the model is not a file that fixes one)")
         return plan(s)[0]

@@ -96,9 +96,16 @@ def _from_csv(path: str, out: str | None) -> list:
 
 def _from_benchmark(device: str, quick: bool, model: str | None, as_json: bool) -> list:
     """One calibration from this machine's built-in torch benchmark (progress on stderr unless --json)."""
-    from planner.calibrate.bench import calibrate_with_benchmark
+    from planner.calibrate.bench import CalibrationRejected, calibrate_with_benchmark
+    from planner.cli.base import EXIT_FAIL
 
-    cal, _suite = calibrate_with_benchmark(device, quick, model, progress=None if as_json else _progress())
+    try:
+        cal, _suite = calibrate_with_benchmark(device, quick, model, progress=None if as_json else _progress())
+    except CalibrationRejected as exc:
+        if not as_json and sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(f"error: not saved: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_FAIL) from None
     if not as_json and sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
     return [cal]
@@ -123,6 +130,14 @@ def _print_summary(cals: list, paths: list) -> None:
         bw = ", ".join(f"{k} {v:.2f}" for k, v in e.weight_bandwidth.items())
         print(f"  weight bandwidth efficiency: {bw}; KV {e.kv_bandwidth:.2f}; step overhead "
               f"{e.step_overhead_s * 1e3:.2f} ms + {e.layer_overhead_s * 1e6:.1f} us/layer")
+        if c.roofs:
+            r = c.roofs
+            simd = "".join(f", {k} SIMD {r[f'{k}_vector_ops_per_s_per_thread'] / 1e9:.2f} G ops/s per thread"
+                           for k in ("int", "float") if f"{k}_vector_ops_per_s_per_thread" in r)
+            noise = c.noise or {}
+            print(f"  device roofs: read {r['read_bytes_per_s'] / 1e9:.1f} GB/s{simd}; "
+                  f"{len(noise.get('noisy', []))} of {len(noise.get('spreads', {}))} points noisy after "
+                  f"{len(noise.get('retried', []))} retries")
         print(f"  saved to {p}")
 
 

@@ -50,8 +50,9 @@ def compare_command(
 
         remove_stale(plot_target(plot))  # refuse a folder or device before any work; no stale picture
     targets = Targets(min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e, headroom_fraction=headroom)
-    rows = compare(model, device_ids(gpus, all_devices), engine, ctx, quant, kv_dtype, prompt, gen, concurrency,
-                   targets, prefer, sort, min_quality, usd_per_gpu_hour)
+    names, efficiencies = _with_local(device_ids(gpus, all_devices), engine)
+    rows = compare(model, names, engine, ctx, quant, kv_dtype, prompt, gen, concurrency, targets, prefer, sort,
+                   min_quality, usd_per_gpu_hour, efficiencies)
     if plot:
         from planner.views import plot as plotting
 
@@ -69,6 +70,21 @@ def compare_command(
 
         print(compare_view.text(rows, model, ctx, engine, concurrency, min_quality, quant))
     raise typer.Exit(EXIT_OK if any(r.fits for r in rows) else EXIT_FAIL)
+
+
+def _with_local(names: list[str], engine: str) -> tuple[list, dict]:
+    """``local`` in --gpus: the calibrated device and the engine's efficiency on it (planner calibrate)."""
+    from planner.calibrate.store import efficiency_for, is_local, local_device
+
+    out, efficiencies = [], {}
+    for name in names:
+        if is_local(name):
+            hw = local_device()
+            out.append(hw)
+            efficiencies[hw.id] = efficiency_for(hw.id, engine, None)
+        else:
+            out.append(name)
+    return out, efficiencies
 
 
 def register(app: typer.Typer) -> None:

@@ -22,6 +22,9 @@ def plan_command(
     nodes: int = typer.Option(1, "--nodes", min=1, help="nodes the GPUs are spread over (TP inside, PP across)"),
     offload: str = typer.Option("none", "--offload", help="llama.cpp layers in host memory: none, auto or N"),
     host: str | None = typer.Option(None, "--host", help="host memory profile for offload (default ddr5-6000-2ch)"),
+    threads: int | None = typer.Option(None, "--threads", min=1, max=8192,
+                                       help="CPU threads for CPU-only runs and offloaded layers "
+                                       "(default: physical cores)"),
     calibration: str | None = typer.Option(None, "--calibration", help="calibration file from `planner calibrate`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
@@ -48,7 +51,7 @@ def plan_command(
     efficiency = efficiency_for(gpu if calibration else getattr(device, "id", device), engine, calibration)
     estimates = plan(resolve(model, device, quant=quant, engine=engine, kv_dtype=kv_dtype, workload=workload,
                      num_gpus=num_gpus, nodes=nodes, parallel=parallel, offload=offload, host=host,
-                     efficiency=efficiency))
+                     efficiency=efficiency, threads=threads))
     if plot:
         from planner.views import plot as plotting
 

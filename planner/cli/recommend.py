@@ -26,6 +26,7 @@ def recommend_command(
     offload: bool = typer.Option(True, "--offload/--no-offload", help="allow llama.cpp layers in host memory"),
     host: str | None = typer.Option(None, "--host", help="host memory profile (default ddr5-6000-2ch)"),
     top: int = typer.Option(5, "--top", min=1, max=50, help="how many picks to show"),
+    calibration: str | None = typer.Option(None, "--calibration", help="file from `planner calibrate`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
 ) -> None:
@@ -42,8 +43,10 @@ def recommend_command(
         raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
     targets = Targets(min_ctx=min_ctx, min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e,
                       headroom_fraction=headroom)
+    hardware, efficiency = _calibrated(gpu, engine, calibration)
     s = prepare(model, gpu, engine, prompt=prompt, gen=gen, concurrency=concurrency, targets=targets,
-                max_gpus=num_gpus, quant=quant, kv_dtype=kv_dtype, offload=offload, host=host)
+                max_gpus=num_gpus, quant=quant, kv_dtype=kv_dtype, offload=offload, host=host,
+                efficiency=efficiency, hardware=hardware)
     result = recommend(s, prefer, top)
     if as_json:
         from planner.views.documents import recommend_document
@@ -58,6 +61,17 @@ def recommend_command(
 
         print(recommend_view.text(result))
     raise typer.Exit(EXIT_OK if result.recommendations else EXIT_FAIL)
+
+
+def _calibrated(gpu: str, engine: str, calibration: str | None):
+    """(device, efficiency) for ``--gpu local`` or ``--calibration``: the measured device and the engine's
+    efficiency on it (a calibration for this engine, or the device roofs carried over); else (None, None)."""
+    from planner.calibrate.store import efficiency_for, is_local, local_device
+
+    if not is_local(gpu) and calibration is None:
+        return None, None
+    hardware = local_device(calibration) if is_local(gpu) else None
+    return hardware, efficiency_for(gpu if calibration else hardware.id, engine, calibration)
 
 
 def register(app: typer.Typer) -> None:

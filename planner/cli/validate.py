@@ -21,7 +21,8 @@ def validate_command(
     report = validate(data or DEFAULT_DATA)
     if as_json:
         print(json_text({"rows": [r.model_dump(mode="json") for r in report.rows],
-                          "summary": [s.model_dump(mode="json") for s in report.summary]}))
+                          "summary": [s.model_dump(mode="json") for s in report.summary],
+                          "skipped": [s.model_dump(mode="json") for s in report.skipped]}))
         return
     if rows:
         print(render.table(
@@ -36,6 +37,10 @@ def validate_command(
         [[s.engine, s.device_family, s.metric, s.n, f"{s.median_abs_pct_error:.1f}%",
           f"{s.p90_abs_pct_error:.1f}%", f"{s.median_signed_pct_error:+.1f}%"] for s in report.summary],
         ["engine", "devices", "metric", "rows", "median |err|", "p90 |err|", "median err"]))
+    if report.skipped:
+        print(f"\n{len(report.skipped)} row(s) not evaluated (left out of the summary):")
+        for s in report.skipped:
+            print(f"  line {s.line}: {s.reason}")
 
 
 def _pct(x: float | None) -> str:

@@ -40,7 +40,7 @@ class Efficiency(BaseModel):
     score_bytes_per_pair_head: float | None = Field(
         default=None, ge=0, le=1000, description="attention-score bytes per (query, key) pair per head, no flash attn")
     source: str = Field(max_length=2000)
-    origin: Literal["default", "calibrated"] = "default"
+    origin: Literal["default", "calibrated", "calibrated-roofs"] = "default"
     error_band: tuple[Annotated[float, Field(gt=0, le=100)], Annotated[float, Field(gt=0, le=100)]] | None = Field(
         default=None, description="(low, high) measured/predicted decode ratio on held-out runs of a calibration")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from planner.physics import cpu as cpu_roof
 from planner.physics import engines as eng
 from planner.physics import kernel_paths as kp
 from planner.physics.efficiency import Communication, Efficiency
@@ -243,9 +244,17 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
     f_dev = 2.0 * (active_params_span(spec, dev_lo, dev_hi) + head_params) * B / tp
     t_dev = roofline_time_s(f_dev, w_dev, r.decode_flops_per_s, r.weight_bytes_per_s)
     compute = compute_bound(f_dev, w_dev, r.decode_flops_per_s, r.weight_bytes_per_s)
+    path = r.decode_path
+    if d.hardware.kind is DeviceKind.cpu:  # llama.cpp's SIMD roof on the CPU's own cores
+        t_dev, compute = cpu_roof.decode_step_roof(d, d.hardware, dev_lo, dev_hi, True, B, w_dev,
+                                                   r.weight_bytes_per_s, t_dev, compute)
+        path = cpu_roof.CPU_SIMD
     w_host = weight_read_bytes_span(d, host_lo, host_hi, B)
     f_host = 2.0 * active_params_span(spec, host_lo, host_hi) * B
     t_host = roofline_time_s(f_host, w_host, r.host_flops_per_s, r.host_weight_bytes_per_s)
+    if d.host is not None and d.hardware.kind is not DeviceKind.cpu:  # offloaded layers on the host's cores
+        t_host, _ = cpu_roof.decode_step_roof(d, d.host, host_lo, host_hi, False, B, w_host,
+                                              r.host_weight_bytes_per_s, t_host, False)
     fixed = (eff.step_overhead_s + n * eff.layer_overhead_s + t_dev + t_host
              + communication_seconds(d, comm, 1, eff.allreduce_latency_s) + kp.tp_allreduce_bytes_seconds(d, B))
 
@@ -262,5 +271,5 @@ def decode_coefficients(d: Deployment, eff: Efficiency, host_eff: Efficiency, co
         bound=("compute" if compute else "memory") if scalar else compute,
         weight_read_bytes=int(weight_bytes) if scalar else weight_bytes,
         kv_bytes_per_context_token=g_dev + win_dev + g_host + win_host, flops_per_step=f_dev * tp + f_host,
-        bound_path=(r.decode_path if compute else kp.MEMORY) if scalar else None,
+        bound_path=(path if compute else kp.MEMORY) if scalar else None,
     )

@@ -31,7 +31,9 @@ class Performance(BaseModel):
     prefill_bound: Literal["memory", "compute"] | None = Field(description="which roof binds the prefill")
     no_kv_cache_e2e_s: float = Field(description="the same generation recomputing the sequence every step")
     kv_cache_speedup: float
-    efficiency_source: Literal["default", "calibrated"]
+    efficiency_source: Literal["default", "calibrated", "calibrated-roofs"] = Field(
+        description="default: cited/fitted defaults; calibrated: fitted for this device and engine; "
+        "calibrated-roofs: this engine's efficiency relative to device roofs measured by `planner calibrate`")
     step_ms_first: float
     weight_read_bytes_per_step: int
     kv_read_bytes_per_context_token: int

@@ -62,6 +62,8 @@ class Deployment(BaseModel):
     parallel: Parallel = "layer"
     host: HardwareProfile | None = None  # host RAM profile, for offload and CPU-resident layers
     host_layers: int = Field(default=0, ge=0, description="decoder layers kept in host memory (llama.cpp -ngl)")
+    threads: int | None = Field(default=None, ge=1, le=8192,
+                                description="CPU threads for CPU-resident layers (llama.cpp -t); None: physical cores")
     layout_from_file: bool = False
 
     @model_validator(mode="after")

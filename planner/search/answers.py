@@ -17,7 +17,7 @@ def plan_for(s: Search, c: Config) -> Estimate:
     from planner.physics.workload import Workload
 
     w = Workload(ctx=c.ctx, batch=c.concurrency, prompt_tokens=s.prompt, gen_tokens=s.gen)
-    return plan(resolve(s.model, s.gpu if s.hw.id == s.gpu else s.hw.id, quant=c.quant, engine=s.engine.value,
+    return plan(resolve(s.model, s.hw, quant=c.quant, engine=s.engine.value,
                 kv_dtype=c.kv_dtype, workload=w, num_gpus=c.num_gpus,
                 offload=c.offload_layers if c.offload_layers else "none", host=s.host_name,
                 efficiency=s.efficiency))[0]

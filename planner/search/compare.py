@@ -84,27 +84,29 @@ def device_ids(gpus: str | None, all_devices: bool) -> list[str]:
     return names
 
 
-def _devices(gpus: list[str]) -> list:
-    """Hardware profiles of ``gpus``, each device once (an id and its alias name the same device)."""
+def _devices(gpus: list) -> list:
+    """Hardware profiles of ``gpus`` (names, or profiles already resolved such as ``--gpus local``), each
+    device once (an id and its alias name the same device)."""
     from planner.spec import catalog
 
     out: dict[str, object] = {}
     for g in gpus:
-        hw = catalog.load_hardware(g)
+        hw = g if not isinstance(g, str) else catalog.load_hardware(g)
         out.setdefault(hw.id, hw)
     return list(out.values())
 
 
 def compare_one(model: str, hw, engine: str, ctx: int, quant: str | None, kv_dtype: str | None,
                 prompt: int, gen: int, concurrency: int, targets: Targets, prefer: str, cache: dict,
-                floor: float | None = None, usd_per_gpu_hour: float | None = None) -> CompareRow:
+                floor: float | None = None, usd_per_gpu_hour: float | None = None, efficiency=None) -> CompareRow:
     from planner.search.recommend import prepare
     from planner.search.rank import best as best_of
     from planner.search.candidates import gpu_counts, search_all
 
     t = targets.model_copy(update={"min_ctx": ctx})
     s = prepare(model, hw.id, engine, prompt=prompt, gen=gen, concurrency=concurrency, targets=t,
-                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw, ctx_field="ctx")
+                max_gpus=MAX_GPUS, quant=quant, kv_dtype=kv_dtype, offload=False, hardware=hw, ctx_field="ctx",
+                efficiency=efficiency)
     s.cache = cache
     from planner.search import economics as econ
 
@@ -147,12 +149,14 @@ def _why(results, s) -> tuple[str | None, str | None]:
     return CONSTRAINTS[m.stage], f"{m.config.quant}, {m.config.num_gpus} GPU: {m.message}"
 
 
-def compare(model: str, gpus: list[str], engine: str = "llama.cpp", ctx: int = 4096, quant: str | None = None,
+def compare(model: str, gpus: list, engine: str = "llama.cpp", ctx: int = 4096, quant: str | None = None,
             kv_dtype: str | None = None, prompt: int = 512, gen: int = 256, concurrency: int = 1,
             targets: Targets | None = None, prefer: str = "quality", sort: Sort = "tok_s",
-            min_quality: str | None = None, usd_per_gpu_hour: float | None = None) -> list[CompareRow]:
+            min_quality: str | None = None, usd_per_gpu_hour: float | None = None,
+            efficiencies: dict | None = None) -> list[CompareRow]:
     """``min_quality``: a quant id whose quality class every row must reach, or 'any'; an explicit
-    ``quant`` is compared as given."""
+    ``quant`` is compared as given. ``efficiencies``: per device id, the efficiency to use instead of the
+    engine's defaults (a calibrated device, e.g. ``local``)."""
     if sort not in get_args(Sort):
         raise FieldError(f"{{sort}} takes {', '.join(get_args(Sort))}, not '{sort}'", "sort")
     if usd_per_gpu_hour is not None and not 0 <= usd_per_gpu_hour <= 1000:
@@ -160,7 +164,8 @@ def compare(model: str, gpus: list[str], engine: str = "llama.cpp", ctx: int = 4
     floor = None if quant else quality_floor(min_quality)
     cache: dict = {}
     rows = [compare_one(model, hw, engine, ctx, quant, kv_dtype, prompt, gen, concurrency, targets or Targets(),
-                        prefer, cache, floor, usd_per_gpu_hour) for hw in _devices(gpus)]
+                        prefer, cache, floor, usd_per_gpu_hour, (efficiencies or {}).get(hw.id))
+            for hw in _devices(gpus)]
     inf = float("inf")
     keys = {
         "tok_s": lambda r: (not r.fits, -(r.decode_tok_s or 0.0), r.gpu),

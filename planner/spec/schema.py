@@ -202,6 +202,27 @@ class UnifiedMemory(Sourced):
     memory_options_gib: tuple[Annotated[float, Field(gt=0, le=1_000_000, strict=True)], ...] = Field(default=(), max_length=64)
 
 
+class CpuCores(Sourced):
+    """The CPU cores of a host profile: what sets llama.cpp's CPU compute roof (docs/cpu.md).
+
+    ``clock_ghz`` is the clock the cores sustain under SIMD load (base clock unless the source says
+    otherwise). Measured profiles (``planner calibrate``) also carry the SIMD rates the benchmark
+    measured with ``measured_threads`` threads; those replace the ISA arithmetic."""
+
+    model: str | None = None
+    physical_cores: int = Field(ge=1, le=4096)
+    threads: int = Field(ge=1, le=8192, description="hardware threads (SMT)")
+    performance_cores: int | None = Field(
+        default=None, ge=1, le=4096, description="big cores of a hybrid part (llama.cpp's default thread count)")
+    simd: Literal["sse", "avx2", "avx512", "amx", "neon"]
+    clock_ghz: float = Field(gt=0, le=10)
+    measured_threads: int | None = Field(default=None, ge=1, le=8192)
+    measured_float_vector_ops_per_s: float | None = Field(
+        default=None, gt=0, description="fp32 SIMD ops/s of a cache-resident GEMV, all measured threads together")
+    measured_int_vector_ops_per_s: float | None = Field(
+        default=None, gt=0, description="int8 SIMD ops/s of a cache-resident int8 dot product, all measured threads")
+
+
 class Price(Sourced):
     launch_usd: float = Field(gt=0, le=1e9, strict=True)
 
@@ -233,6 +254,7 @@ class HardwareProfile(Strict):
     gpu_cores: GpuCores | None = None
     power: Power | None = None
     cloud_price: CloudPrice | None = None
+    cpu: CpuCores | None = None
 
     @model_validator(mode="after")
     def _check(self) -> HardwareProfile:
@@ -289,6 +311,7 @@ __all__ = [
     "MLA",
     "Architecture",
     "Compute",
+    "CpuCores",
     "DeviceKind",
     "Family",
     "HardwareProfile",

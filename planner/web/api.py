@@ -73,7 +73,7 @@ def _plan(r: rq.PlanRequest, quant: str | None, ctx: int, prompt: int, gen: int)
     efficiency = efficiency_for(gpu, r.engine, None)
     return plan(resolve(model, gpu, quant=quant, engine=r.engine, kv_dtype=r.kv_dtype, workload=workload,
                 num_gpus=r.num_gpus, nodes=r.nodes, parallel=r.parallel, offload=r.offload, host=host,
-                efficiency=efficiency))
+                efficiency=efficiency, threads=r.threads))
 
 
 def plan_handler(r: rq.PlanRequest) -> tuple[object, int]:

@@ -51,6 +51,7 @@ class PlanRequest(_Body):
     nodes: int = Field(1, ge=1)
     offload: str = Field("none", max_length=40)
     host: str | None = Field(None, max_length=200)
+    threads: int | None = Field(None, ge=1, le=8192)
 
     @field_validator("offload", mode="before")
     @classmethod
