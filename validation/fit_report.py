@@ -15,7 +15,7 @@ EFFICIENCY_YAML = Path(__file__).resolve().parent.parent / "planner" / "data" / 
 WORKSTATION = {"rtx-a6000", "rtx4000-ada", "rtx5000-ada", "rtx6000-ada", "rtx-pro-6000", "a40", "l40s", "l4", "a10",
                "a10g"}
 DATACENTER_PREFIX = ("a100", "h100", "h200", "gh200", "v100", "b200", "t4")
-DEVICE_CLASSES = ("nvidia geforce", "nvidia workstation", "nvidia datacenter", "nvidia other", "apple base",
+DEVICE_CLASSES = ("nvidia geforce", "nvidia workstation", "nvidia datacenter", "nvidia other", "cpu", "apple base",
                   "apple pro", "apple max", "apple ultra", "amd", "multi-gpu")
 
 
@@ -35,6 +35,10 @@ def device_class(gpu: str, num_gpus: int) -> str:
             return f"apple {tier}"
     if gpu.startswith(("mi", "rx")):
         return "amd"
+    from planner.spec import catalog
+
+    if catalog.load_hardware(gpu).kind.value == "cpu":  # llama.cpp on CPU cores (planner/physics/cpu.py)
+        return "cpu"
     return "nvidia other"
 
 
