@@ -83,6 +83,19 @@ class Job:
     ngl: int | None = None  # llama.cpp -ngl: GPU layers + 1 for the output layer
 
 
+def _cached(store: dict, key, compute):
+    """``compute()`` once per key for the run; a bad input is remembered and raised again, not recomputed."""
+    if key not in store:
+        try:
+            store[key] = compute()
+        except InputError as exc:
+            store[key] = exc
+    got = store[key]
+    if isinstance(got, InputError):
+        raise got
+    return got
+
+
 @dataclass
 class Evaluator:
     """Caches for one run of ``planner check`` (never shared between runs: files may change)."""
@@ -96,54 +109,23 @@ class Evaluator:
              model_folders: bool) -> str:
         """``confine``, once per distinct name and folder in a run."""
         key = (value, folder, root, suffixes, what, model_folders)
-        if key not in self.paths:
-            try:
-                self.paths[key] = confine(value, folder, root, suffixes, what, model_folders)
-            except InputError as exc:
-                self.paths[key] = exc
-        got = self.paths[key]
-        if isinstance(got, InputError):
-            raise got
-        return got
+        return _cached(self.paths, key, lambda: confine(value, folder, root, suffixes, what, model_folders))
 
     def model(self, name: str):
         from planner.estimate import resolve_model
 
-        if name not in self.models:
-            try:
-                self.models[name] = resolve_model(name)
-            except InputError as exc:
-                self.models[name] = exc
-        got = self.models[name]
-        if isinstance(got, InputError):
-            raise got
-        return got
+        return _cached(self.models, name, lambda: resolve_model(name))
 
     def gpu(self, name: str):
         from planner.calibrate.store import is_local, local_device
         from planner.estimate import resolve_hardware
 
-        if name not in self.gpus:
-            try:  # `local`: the device `planner calibrate` measured
-                self.gpus[name] = local_device() if is_local(name) else resolve_hardware(name)
-            except InputError as exc:
-                self.gpus[name] = exc
-        got = self.gpus[name]
-        if isinstance(got, InputError):
-            raise got
-        return got
+        # `local`: the device `planner calibrate` measured
+        return _cached(self.gpus, name, lambda: local_device() if is_local(name) else resolve_hardware(name))
 
     def estimate(self, job: Job):
         """The estimate ``plan(resolve(job.model, job.gpu, quant=job.quant, ...))`` would give, cached per job."""
-        if job not in self.estimates:
-            try:
-                self.estimates[job] = self._estimate(job)
-            except InputError as exc:
-                self.estimates[job] = exc
-        got = self.estimates[job]
-        if isinstance(got, InputError):
-            raise got
-        return got
+        return _cached(self.estimates, job, lambda: self._estimate(job))
 
     def _estimate(self, job: Job):
         from planner.calibrate.store import efficiency_for, is_local

@@ -69,23 +69,29 @@ def _runs(s, engine: Engine, e: Estimate) -> int | None:
     return lo * 256
 
 
-def llama_cpp(s, e: Estimate) -> str | None:
-    ctx = _runs(s, Engine.llama_cpp, e)
+def _gguf_ctx_and_ngl(s, engine: Engine, e: Estimate) -> tuple[int, int] | None:
+    """Context per slot the engine can run, and ``-ngl`` (GPU layers + the output layer), or None."""
+    ctx = _runs(s, engine, e)
     if ctx is None:
         return None
-    n = s.resolved.spec.architecture.n_layers
-    ngl = e.offload.ngl if e.offload else n + 1
+    return ctx, e.offload.ngl if e.offload else s.resolved.spec.architecture.n_layers + 1
+
+
+def llama_cpp(s, e: Estimate) -> str | None:
+    found = _gguf_ctx_and_ngl(s, Engine.llama_cpp, e)
+    if found is None:
+        return None
+    ctx, ngl = found
     np_ = e.batch
     return (f"llama-server -m {gguf_name(s.model, e.model, e.quant)} -c {ctx * np_} -ngl {ngl} "
             f"-ctk {e.kv_dtype} -ctv {e.kv_dtype} -fa on -np {np_} -n {e.gen_tokens}")
 
 
 def ollama(s, e: Estimate) -> str | None:
-    ctx = _runs(s, Engine.ollama, e)
-    if ctx is None:
+    found = _gguf_ctx_and_ngl(s, Engine.ollama, e)
+    if found is None:
         return None
-    n = s.resolved.spec.architecture.n_layers
-    ngl = e.offload.ngl if e.offload else n + 1
+    ctx, ngl = found
     return "\n".join([
         f"OLLAMA_KV_CACHE_TYPE={e.kv_dtype} OLLAMA_FLASH_ATTENTION=1 OLLAMA_NUM_PARALLEL={e.batch} ollama serve",
         "# Modelfile",
