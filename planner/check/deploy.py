@@ -43,6 +43,26 @@ class SLO(Input):
     max_ttft_s: float | None = Field(default=None, gt=0)
     max_e2e_s: float | None = Field(default=None, gt=0)
     min_headroom_fraction: float | None = Field(default=None, ge=0, lt=1, description="of usable device memory")
+    # Percentiles under load: gated when the deployment carries `traffic` (planner.serving simulates it).
+    ttft_p95_s: float | None = Field(default=None, gt=0, le=86_400)
+    tpot_p95_s: float | None = Field(default=None, gt=0, le=3_600)
+    e2e_p95_s: float | None = Field(default=None, gt=0, le=86_400)
+    min_goodput_rps: float | None = Field(default=None, gt=0, le=1_000_000)
+
+
+class TrafficSpec(Input):
+    """The load a deployment must carry: an open loop (``rps``), a closed loop (``concurrency`` clients) or
+    a ``trace`` file (CSV/JSONL, inside the repository); lengths as in ``planner fleet`` (a number or
+    ``lognormal:mean=..,sigma=..``, ``uniform:a,b``, ``exp:mean``), default the slo's prompt and gen."""
+
+    rps: float | None = Field(default=None, gt=0, le=100_000)
+    concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    trace: str | None = Field(default=None, max_length=1000)
+    prompt: int | str | None = Field(default=None, union_mode="left_to_right")
+    gen: int | str | None = Field(default=None, union_mode="left_to_right")
+    replicas: int = Field(default=1, ge=1, le=1024)
+    duration_s: float = Field(default=300, gt=0, le=3_600, description="simulated seconds")
+    seed: int = Field(default=0, ge=0, le=2**31)
 
 
 class DeploymentSpec(Input):
@@ -56,6 +76,7 @@ class DeploymentSpec(Input):
     ctx: int = Field(default=4096, ge=1, le=100_000_000)
     concurrency: int = Field(default=1, ge=1, le=1_000_000)
     slo: SLO = SLO()
+    traffic: TrafficSpec | None = None
 
 
 class DeployFile(Input):
@@ -156,6 +177,35 @@ def _check(name: str, predicted: float, required: float, unit: str, at_least: bo
                  message=f"{name}: predicted {predicted:,.3g} {unit}, required {rel} {required:,.3g} {unit}")
 
 
+TRACE_FILE_SUFFIXES = (".csv", ".jsonl", ".json")
+
+
+def _traffic_checks(d: DeploymentSpec, e: Estimate, trace: str | None) -> list[Check]:
+    """Simulate the deployment under its traffic (planner.serving, the simulator behind `planner fleet`) and
+    gate the p95 latencies and the goodput the slo names."""
+    from planner.serving.capacity import evaluate, traffic_of
+    from planner.serving.engines import EngineKnobs
+    from planner.serving.simulate import Slo
+
+    s, t = d.slo, d.traffic
+    traffic = traffic_of(rps=t.rps, concurrency=t.concurrency, trace=trace,
+                         prompt=s.prompt_tokens if t.prompt is None else t.prompt,
+                         gen=s.gen_tokens if t.gen is None else t.gen, duration_s=t.duration_s, seed=t.seed)
+    slo = Slo(ttft_p95_s=s.ttft_p95_s, tpot_p95_s=s.tpot_p95_s, e2e_p95_s=s.e2e_p95_s, min_goodput_rps=s.min_goodput_rps)
+    # llama-server / Ollama serve `concurrency` slots of `ctx` tokens; vLLM schedules by its own limits.
+    knobs = EngineKnobs(slots=d.concurrency, slot_ctx=d.ctx) if e.deployment.engine.reads_gguf else EngineKnobs()
+    m = evaluate(e.deployment, traffic, slo, replicas=t.replicas, knobs=knobs)
+    checks = []
+    for name, value, limit in (("ttft_p95_s", m.ttft_s["p95"], s.ttft_p95_s),
+                               ("tpot_p95_s", m.tpot_s["p95"], s.tpot_p95_s),
+                               ("e2e_p95_s", m.e2e_s["p95"], s.e2e_p95_s)):
+        if limit is not None:
+            checks.append(_check(name, value, limit, "s", at_least=False))
+    if s.min_goodput_rps is not None:
+        checks.append(_check("goodput_rps", m.goodput_rps, s.min_goodput_rps, "req/s", at_least=True))
+    return checks
+
+
 def evaluate_one(d: DeploymentSpec, folder: Path | None = None, evaluator: Evaluator | None = None,
                  root: Path | None = None, **layout) -> DeploymentResult:
     """Plan one deployment and check it; relative file paths in it are relative to ``folder`` and must stay
@@ -186,6 +236,11 @@ def evaluate_one(d: DeploymentSpec, folder: Path | None = None, evaluator: Evalu
         checks.append(_check("ttft_s", p.ttft_s, s.max_ttft_s, "s", at_least=False))
     if s.max_e2e_s is not None:
         checks.append(_check("e2e_s", p.e2e_s, s.max_e2e_s, "s", at_least=False))
+    if d.traffic is not None:
+        trace = d.traffic.trace
+        if trace is not None and folder is not None:
+            trace = evaluator.path(trace, folder, root, TRACE_FILE_SUFFIXES, "trace", False)
+        checks += _traffic_checks(d, e, trace)
     return DeploymentResult(name=d.name, passed=all(c.passed for c in checks), checks=checks, plan=e)
 
 
