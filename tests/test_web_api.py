@@ -217,11 +217,19 @@ def test_the_page_is_self_contained(client):
 
 
 def _cli_options(command) -> dict:
+    import typing
+
+    hints = typing.get_type_hints(command, include_extras=True)
     out = {}
     for p in inspect.signature(command).parameters.values():
-        info = p.default
-        flag = info.param_decls[0].split("/")[0].lstrip("-").replace("-", "_")  # --offload/--no-offload
-        out[flag] = (info.default, getattr(info, "min", None), getattr(info, "max", None))
+        info, default = p.default, getattr(p.default, "default", None)
+        decls = list(getattr(info, "param_decls", ()))
+        if not hasattr(info, "param_decls"):  # Annotated[type, typer.Option(...)] (planner/cli/options.py)
+            info = next(m for m in typing.get_args(hints[p.name])[1:] if hasattr(m, "param_decls"))
+            default = ... if p.default is inspect.Parameter.empty else p.default
+            decls = [info.default, *info.param_decls] if isinstance(info.default, str) else list(info.param_decls)
+        flag = next(d for d in decls if d.startswith("--")).split("/")[0].lstrip("-").replace("-", "_")
+        out[flag] = (default, getattr(info, "min", None), getattr(info, "max", None))
     return out
 
 

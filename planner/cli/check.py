@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+from planner.cli.options import one_format
 
 MAX_FILES = 10_000
 
@@ -37,8 +38,7 @@ def check_command(
     from planner.check.gate import Options
     from planner.errors import InputError
 
-    if as_json and markdown:
-        raise InputError("choose one of --json and --markdown")
+    one_format(as_json, markdown)
     start = time.perf_counter()
     options = Options(gpu=_gpu(gpu), root=Path(root) if root else None, allow_outside=allow_outside,
                       slo=_slo_file(slo) if slo else {})

@@ -5,16 +5,34 @@ from __future__ import annotations
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+from planner.cli.options import (
+    PREFER_CHOICES,
+    EngineName,
+    Json,
+    Markdown,
+    Model,
+    PreferOption,
+    SortOption,
+    check_choice,
+    kv_dtype_option,
+    one_format,
+    plot_option,
+    quant_option,
+)
+
+OnlyQuant = quant_option("only this weight format")
+OnlyKvDtype = kv_dtype_option("only this KV dtype")
+BarPlot = plot_option("a bar chart per device")
 
 
 def compare_command(
-    model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, or a model file"),
+    model: Model,
     gpus: str | None = typer.Option(None, "--gpus", help="comma-separated hardware ids"),
     all_devices: bool = typer.Option(False, "--all", help="every GPU and unified-memory device in the catalog"),
     ctx: int = typer.Option(4096, "--ctx", min=1, help="context each sequence needs (tokens)"),
-    quant: str | None = typer.Option(None, "--quant", "-q", help="only this weight format"),
-    kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="only this KV dtype"),
-    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm, torch or transformers"),
+    quant: OnlyQuant = None,
+    kv_dtype: OnlyKvDtype = None,
+    engine: EngineName = "llama.cpp",
     prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
     gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="sequences served at once"),
@@ -22,14 +40,14 @@ def compare_command(
     max_ttft: float | None = typer.Option(None, "--max-ttft", min=0, help="time to first token, at most (s)"),
     max_e2e: float | None = typer.Option(None, "--max-e2e", min=0, help="end-to-end latency, at most (s)"),
     headroom: float = typer.Option(0.1, "--headroom", min=0, max=0.99, help="fraction of device memory kept free"),
-    prefer: str = typer.Option("quality", "--prefer", help="quality or speed: how the best quant is chosen"),
-    sort: str = typer.Option("tok_s", "--sort", help="tok_s, price, memory or cost"),
+    prefer: PreferOption = "quality",
+    sort: SortOption = "tok_s",
     min_quality: str = typer.Option("q4_k_m", "--min-quality",
                                     help="weakest format class allowed (a quant id, e.g. q4_k_m, q8_0), or any"),
     usd_per_gpu_hour: float | None = typer.Option(None, "--usd-per-gpu-hour", help="override the catalog price"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
-    plot: str | None = typer.Option(None, "--plot", help="write a bar chart per device to FILE.png"),
+    as_json: Json = False,
+    markdown: Markdown = False,
+    plot: BarPlot = None,
 ) -> None:
     """Compare devices for one workload: fits, best quant, speed, context, concurrency, GPUs, price."""
     from planner.views.text import json_text
@@ -38,10 +56,8 @@ def compare_command(
     from planner.errors import InputError
     from planner.search.recommend import Targets
 
-    if as_json and markdown:
-        raise InputError("choose one of --json and --markdown")
-    if prefer not in ("quality", "speed"):
-        raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
+    one_format(as_json, markdown)
+    check_choice("--prefer", prefer, PREFER_CHOICES)
     if gpus and all_devices:
         raise InputError("give --gpus or --all, not both")
     if plot:

@@ -7,6 +7,11 @@ import sys
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+from planner.cli.options import Model, kv_dtype_option, one_format, plot_option, quant_option
+
+FixQuant = quant_option("fix the weight format")
+FixKvDtype = kv_dtype_option("fix the KV dtype")
+SweepPlot = plot_option("the rate sweep")
 
 
 def _progress(enabled: bool, total: int):
@@ -28,7 +33,7 @@ def _progress(enabled: bool, total: int):
 
 
 def fleet_command(
-    model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, or a model file"),
+    model: Model,
     gpus: str = typer.Option(..., "--gpus", help="comma-separated hardware ids"),
     engine: str = typer.Option("vllm", "--engine", "-e", help="vllm, llama.cpp (llama-server) or ollama"),
     rps: float | None = typer.Option(None, "--rps", help="requests per second (open loop)"),
@@ -44,8 +49,8 @@ def fleet_command(
     tpot_p95: float | None = typer.Option(None, "--tpot-p95", min=0, help="p95 time per output token, at most (s)"),
     e2e_p95: float | None = typer.Option(None, "--e2e-p95", min=0, help="p95 end-to-end latency, at most (s)"),
     min_goodput: float | None = typer.Option(None, "--min-goodput", min=0, help="requests/s meeting every SLO"),
-    quant: str | None = typer.Option(None, "--quant", "-q", help="fix the weight format"),
-    kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="fix the KV dtype"),
+    quant: FixQuant = None,
+    kv_dtype: FixKvDtype = None,
     tp: int | None = typer.Option(None, "--tp", help="fix tensor-parallel size per replica (GPUs per replica)"),
     pp: int | None = typer.Option(None, "--pp", help="fix pipeline-parallel size (nodes per replica, vLLM)"),
     replicas: int | None = typer.Option(None, "--replicas", help="fix the number of replicas"),
@@ -56,7 +61,7 @@ def fleet_command(
     max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="vLLM max_num_seqs"),
     max_num_batched_tokens: int | None = typer.Option(None, "--max-num-batched-tokens", help="vLLM token budget"),
     sweep_rps: bool = typer.Option(False, "--sweep-rps", help="latency against rate for each chosen layout"),
-    plot: str | None = typer.Option(None, "--plot", help="write the rate sweep to FILE.png"),
+    plot: SweepPlot = None,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output (docs/fleet.md)"),
     markdown: bool = typer.Option(False, "--markdown", help="a markdown table"),
 ) -> None:
@@ -71,8 +76,7 @@ def fleet_command(
     from planner.serving.traffic import parse_length
     from planner.views import fleet as view
 
-    if as_json and markdown:
-        raise InputError("choose one of --json and --markdown")
+    one_format(as_json, markdown)
     for name, v in (("--slots", slots), ("--max-num-seqs", max_num_seqs),
                     ("--max-num-batched-tokens", max_num_batched_tokens)):
         if v is not None and not 1 <= v <= 1_000_000:

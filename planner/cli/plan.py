@@ -5,20 +5,38 @@ from __future__ import annotations
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+from planner.cli.options import (
+    PARALLEL_CHOICES,
+    EngineName,
+    Gpu,
+    Json,
+    Markdown,
+    Model,
+    ParallelOption,
+    check_choice,
+    kv_dtype_option,
+    one_format,
+    plot_option,
+    quant_option,
+)
+
+PlanQuant = quant_option("weight format; omit to list every format")
+PlanKvDtype = kv_dtype_option("KV-cache dtype")
+PlanPlot = plot_option("memory and speed against context")
 
 
 def plan_command(
-    model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, a model YAML, GGUF, config.json or folder"),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="hardware id or alias, or a hardware YAML"),
+    model: Model,
+    gpu: Gpu,
     ctx: int = typer.Option(4096, "--ctx", min=1, help="context length per sequence (tokens)"),
     batch: int = typer.Option(1, "--batch", min=1, help="sequences decoded together"),
-    quant: str | None = typer.Option(None, "--quant", "-q", help="weight format; omit to list every format"),
-    kv_dtype: str = typer.Option("f16", "--kv-dtype", help="KV-cache dtype: f16, bf16, f32, q8_0, q4_0, fp8"),
-    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm or torch"),
+    quant: PlanQuant = None,
+    kv_dtype: PlanKvDtype = "f16",
+    engine: EngineName = "llama.cpp",
     prompt: int = typer.Option(512, "--prompt", min=0, help="prompt tokens"),
     gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
     num_gpus: int = typer.Option(1, "--num-gpus", min=1, help="GPUs in all (per node times nodes)"),
-    parallel: str | None = typer.Option(None, "--parallel", help="tp, pp or layer (default: tp for vllm, else layer)"),
+    parallel: ParallelOption = None,
     nodes: int = typer.Option(1, "--nodes", min=1, help="nodes the GPUs are spread over (TP inside, PP across)"),
     offload: str = typer.Option("none", "--offload", help="llama.cpp layers in host memory: none, auto or N"),
     host: str | None = typer.Option(None, "--host", help="host memory profile for offload (default ddr5-6000-2ch)"),
@@ -26,21 +44,18 @@ def plan_command(
                                        help="CPU threads for CPU-only runs and offloaded layers "
                                        "(default: physical cores)"),
     calibration: str | None = typer.Option(None, "--calibration", help="calibration file from `planner calibrate`"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
-    plot: str | None = typer.Option(None, "--plot", help="write memory and speed against context to FILE.png"),
+    as_json: Json = False,
+    markdown: Markdown = False,
+    plot: PlanPlot = None,
 ) -> None:
     """Memory (and speed) of MODEL on GPU; one row per quantization unless --quant is given."""
-    from planner.errors import InputError
     from planner.estimate import plan, resolve
     from planner.calibrate.store import efficiency_for, is_local, local_device
     from planner.physics.workload import Workload
     from planner.views import text as render
 
-    if as_json and markdown:
-        raise InputError("choose one of --json and --markdown")
-    if parallel is not None and parallel not in ("tp", "pp", "layer"):
-        raise InputError(f"--parallel takes tp, pp or layer, not '{parallel}'")
+    one_format(as_json, markdown)
+    check_choice("--parallel", parallel, PARALLEL_CHOICES)
     if plot:
         from planner.spec.safeio import remove_stale
         from planner.views.plot import target as plot_target

@@ -5,12 +5,28 @@ from __future__ import annotations
 import typer
 
 from planner.cli.base import EXIT_FAIL, EXIT_OK, guarded
+from planner.cli.options import (
+    PREFER_CHOICES,
+    EngineName,
+    Gpu,
+    Json,
+    Markdown,
+    Model,
+    PreferOption,
+    check_choice,
+    kv_dtype_option,
+    one_format,
+    quant_option,
+)
+
+OnlyQuant = quant_option("only this weight format")
+OnlyKvDtype = kv_dtype_option("only this KV dtype")
 
 
 def recommend_command(
-    model: str = typer.Option(..., "--model", "-m", help="catalog id or alias, or a model file"),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="hardware id or alias, or a hardware YAML"),
-    engine: str = typer.Option("llama.cpp", "--engine", "-e", help="llama.cpp, ollama, vllm, torch or transformers"),
+    model: Model,
+    gpu: Gpu,
+    engine: EngineName = "llama.cpp",
     num_gpus: int = typer.Option(1, "--num-gpus", min=1, max=64, help="search GPU counts 1 … N"),
     min_ctx: int | None = typer.Option(None, "--min-ctx", min=1, help="context each sequence needs (tokens)"),
     min_tok_s: float | None = typer.Option(None, "--min-tok-s", min=0, help="decode tok/s per sequence, at least"),
@@ -20,27 +36,24 @@ def recommend_command(
     gen: int = typer.Option(256, "--gen", min=1, help="generated tokens"),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="sequences served at once"),
     headroom: float = typer.Option(0.1, "--headroom", min=0, max=0.99, help="fraction of device memory kept free"),
-    prefer: str = typer.Option("quality", "--prefer", help="quality (precision first) or speed (fastest decode)"),
-    quant: str | None = typer.Option(None, "--quant", "-q", help="only this weight format"),
-    kv_dtype: str | None = typer.Option(None, "--kv-dtype", help="only this KV dtype"),
+    prefer: PreferOption = "quality",
+    quant: OnlyQuant = None,
+    kv_dtype: OnlyKvDtype = None,
     offload: bool = typer.Option(True, "--offload/--no-offload", help="allow llama.cpp layers in host memory"),
     host: str | None = typer.Option(None, "--host", help="host memory profile (default ddr5-6000-2ch)"),
     top: int = typer.Option(5, "--top", min=1, max=50, help="how many picks to show"),
     calibration: str | None = typer.Option(None, "--calibration", help="file from `planner calibrate`"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    markdown: bool = typer.Option(False, "--markdown", help="a markdown report for pull-request comments"),
+    as_json: Json = False,
+    markdown: Markdown = False,
 ) -> None:
     """Search quant x KV dtype x context x concurrency (x offload, x GPUs) for settings that fit with
     headroom and meet every target; print the best and why the others were rejected."""
     from planner.views.text import json_text
 
-    from planner.errors import InputError
     from planner.search.recommend import Targets, prepare, recommend
 
-    if as_json and markdown:
-        raise InputError("choose one of --json and --markdown")
-    if prefer not in ("quality", "speed"):
-        raise InputError(f"--prefer takes quality or speed, not '{prefer}'")
+    one_format(as_json, markdown)
+    check_choice("--prefer", prefer, PREFER_CHOICES)
     targets = Targets(min_ctx=min_ctx, min_tok_s=min_tok_s, max_ttft_s=max_ttft, max_e2e_s=max_e2e,
                       headroom_fraction=headroom)
     hardware, efficiency = _calibrated(gpu, engine, calibration)

@@ -42,6 +42,8 @@ def get_engine(name: str) -> Engine:
 
 Parallel = Literal["layer", "tp", "pp"]
 PARALLEL_MODES: tuple[str, ...] = get_args(Parallel)
+Prefer = Literal["quality", "speed"]  # how recommend and compare pick among configurations that fit
+Sort = Literal["tok_s", "price", "memory", "cost"]  # compare's row orders
 
 
 def all_kv_dtypes() -> list[str]:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from planner.errors import FieldError
 
-from typing import Literal, get_args
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict
 
+from planner.physics.names import Sort
 from planner.search.types import Targets
 
 MAX_GPUS = 8
-Sort = Literal["tok_s", "price", "memory", "cost"]
 DEFAULT_MIN_QUALITY = "q4_k_m"
 # Quality classes by effective bits per weight of the decoder's linears (a ladder, not a perplexity
 # measurement): 4-bit group-128 GPU formats and IQ4_XS sit with Q4_K_M; Q4_0 and NF4 just below it.

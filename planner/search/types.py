@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.estimate import Estimate
+from planner.physics.names import Prefer  # noqa: F401  (re-exported: search.recommend and callers import it from here)
 
 # Constraints in the order they are checked; a configuration's *stage* is the index of the first one it
 # fails (FEASIBLE when it fails none).
@@ -16,7 +16,6 @@ FEASIBLE = len(CONSTRAINTS)
 CTX_STEP = 256
 MAX_CTX_POINTS = 1024  # contexts per search grid: 256-token steps up to 262,144 tokens, coarser above
 MAX_CONCURRENCY = 256
-Prefer = Literal["quality", "speed"]
 
 
 MAX_SECONDS = 1e7  # about four months: any latency target above it is a typo, and inf is no number
